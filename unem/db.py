@@ -1,0 +1,65 @@
+"""The workspace database: SQLite in WAL mode through sqlite-utils, schema as migrations."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+MIGRATIONS = Migrations("unem")
+
+
+def open_database(path: Path) -> Database:
+    """Open (creating if needed) the database at `path`, migrated to the current schema."""
+    # check_same_thread=False: each thread opens its own connection (see Workspace.db), but
+    # Flask-SocketIO may hand a connection's last use to another thread at shutdown.
+    conn = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    db = Database(conn)
+    MIGRATIONS.apply(db)
+    return db
+
+
+@MIGRATIONS()
+def m001_datasets_layers_users(db: Database) -> None:
+    db["datasets"].create(
+        {
+            "id": str,  # slug, immutable: the folder name under volumes/
+            "name": str,
+            "shape": str,  # JSON [z, y, x]
+            "voxel_size": str,  # JSON [z, y, x] in nm
+            "source": str,
+            "created_at": str,
+            "created_by": str,
+        },
+        pk="id",
+    )
+    db["layers"].create(
+        {
+            "dataset_id": str,
+            "name": str,
+            "kind": str,  # image | segmentation | prediction | groundtruth
+            "dtype": str,
+            "levels": str,  # JSON [{"path": "0", "shape": [...], "scale": [z, y, x]}, ...]
+            "source": str,
+            "created_at": str,
+        },
+        pk=("dataset_id", "name"),
+        foreign_keys=[("dataset_id", "datasets", "id")],
+    )
+    db["users"].create(
+        {
+            "id": int,
+            "name": str,
+            "role": str,
+            "password_hash": str,
+            "created_at": str,
+        },
+        pk="id",
+        not_null={"name", "role"},
+    )
+    db["users"].create_index(["name"], unique=True)

@@ -1,0 +1,1 @@
+"""Volumes: stack import/export, the chunked multi-resolution store, datasets and layers."""

@@ -1,0 +1,196 @@
+"""Export a layer as files: PNG/TIFF stacks, multi-page TIFF, HDF5, NPY, NPZ or Zarr.
+
+Every format streams slice by slice (memory stays bounded) and, except for the colour PNG
+rendering of labels, re-imports bit-exactly.
+"""
+
+from __future__ import annotations
+
+import shutil
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import tifffile
+from PIL import Image
+
+from unem.errors import BadInput, Conflict
+from unem.progress import Progress, no_progress
+from unem.volumes.datasets import Layer
+from unem.volumes.store import LABEL_KINDS, chunks_for, open_level
+
+FORMATS = {
+    "png": "folder of PNG slices (8/16-bit gray)",
+    "png-colour": "folder of 8-bit colour PNG slices, one colour per label (for figures)",
+    "tiff": "folder of TIFF slices (any type)",
+    "tiff-multipage": "one multi-page TIFF",
+    "hdf5": "HDF5 file with the dataset 'stack'",
+    "npy": "NumPy .npy array",
+    "npz": "NumPy .npz archive with the array 'stack'",
+    "zarr": "Zarr array (full resolution)",
+}
+SUFFIXES = {"tiff-multipage": ".tif", "hdf5": ".h5", "npy": ".npy", "npz": ".npz", "zarr": ".zarr"}
+
+
+def layer_slices(layer: Layer) -> Iterator[np.ndarray]:
+    """The layer's full-resolution slices, as a user should see them."""
+    array = open_level(layer.path)
+    for z in range(layer.shape[0]):
+        yield np.asarray(array[z])
+
+
+def default_target(folder: Path, dataset_id: str, layer: Layer, fmt: str) -> Path:
+    return folder / f"{dataset_id}-{layer.name}{SUFFIXES.get(fmt, '')}"
+
+
+def export_layer(
+    layer: Layer, fmt: str, target: Path, progress: Progress = no_progress
+) -> Path:
+    """Write `layer` to `target` in format `fmt`; refuse to overwrite anything."""
+    if fmt not in FORMATS:
+        raise BadInput(f"Unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}.")
+    if target.exists():
+        raise Conflict(f"{target} already exists; choose another name.")
+    writer = WRITERS[fmt]
+    check_fits(layer, fmt)
+    partial = target.with_name(f".partial-{target.name}")
+    try:
+        writer(layer, partial, counted(layer, progress))
+        partial.rename(target)
+    except BaseException:
+        remove(partial)
+        raise
+    return target
+
+
+def remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def check_fits(layer: Layer, fmt: str) -> None:
+    if fmt == "png" and layer.dtype not in {"uint8", "uint16"}:
+        if layer.kind in LABEL_KINDS:
+            top = max(int(np.max(s)) for s in layer_slices(layer))
+            if top <= 65535:
+                return
+        raise BadInput(
+            f"PNG holds 8- or 16-bit values; the {layer.name} layer is {layer.dtype}. "
+            "Export it as TIFF, HDF5, NPZ or Zarr."
+        )
+
+
+def counted(layer: Layer, progress: Progress) -> Iterator[np.ndarray]:
+    total = layer.shape[0]
+    for z, array in enumerate(layer_slices(layer)):
+        yield array
+        progress(z + 1, total, "exporting")
+
+
+def png_array(array: np.ndarray) -> np.ndarray:
+    return array if array.dtype in (np.uint8, np.uint16) else array.astype(np.uint16)
+
+
+def write_png_stack(layer: Layer, target: Path, slices: Iterator[np.ndarray]) -> None:
+    target.mkdir(parents=True)
+    digits = len(str(layer.shape[0] - 1))
+    for z, array in enumerate(slices):
+        Image.fromarray(png_array(array)).save(target / f"{z:0{digits}d}.png")
+
+
+def label_colours(array: np.ndarray) -> np.ndarray:
+    """A stable pseudo-random colour per label id (0 stays black)."""
+    ids = array.astype(np.uint64)
+    mixed = (ids * np.uint64(2654435761)) & np.uint64(0xFFFFFF)
+    rgb = np.stack([(mixed >> np.uint64(s)) & np.uint64(255) for s in (16, 8, 0)], axis=-1)
+    rgb[ids == 0] = 0
+    return rgb.astype(np.uint8)
+
+
+def write_colour_png_stack(layer: Layer, target: Path, slices: Iterator[np.ndarray]) -> None:
+    if layer.kind not in LABEL_KINDS:
+        raise BadInput("Colour PNG export is for label layers (segmentation, groundtruth).")
+    target.mkdir(parents=True)
+    digits = len(str(layer.shape[0] - 1))
+    for z, array in enumerate(slices):
+        Image.fromarray(label_colours(array)).save(target / f"{z:0{digits}d}.png")
+
+
+def write_tiff_stack(layer: Layer, target: Path, slices: Iterator[np.ndarray]) -> None:
+    target.mkdir(parents=True)
+    digits = len(str(layer.shape[0] - 1))
+    for z, array in enumerate(slices):
+        tifffile.imwrite(target / f"{z:0{digits}d}.tif", array, compression="zlib")
+
+
+def write_multipage_tiff(layer: Layer, target: Path, slices: Iterator[np.ndarray]) -> None:
+    itemsize = np.dtype(layer.dtype).itemsize
+    bigtiff = int(np.prod(layer.shape)) * itemsize > 2**31
+    with tifffile.TiffWriter(target, bigtiff=bigtiff) as tif:
+        for array in slices:
+            tif.write(array, contiguous=False, compression="zlib")
+
+
+def write_hdf5(layer: Layer, target: Path, slices: Iterator[np.ndarray]) -> None:
+    import h5py
+
+    with h5py.File(target, "w") as file:
+        dataset = file.create_dataset(
+            "stack", shape=layer.shape, dtype=layer.dtype, chunks=chunks_for(layer.shape),
+            compression="gzip",
+        )
+        for z, array in enumerate(slices):
+            dataset[z] = array
+
+
+def npy_header(layer: Layer) -> dict[str, object]:
+    return {"descr": np.dtype(layer.dtype).str, "fortran_order": False, "shape": layer.shape}
+
+
+def write_npy(layer: Layer, target: Path, slices: Iterator[np.ndarray]) -> None:
+    with target.open("wb") as file:
+        np.lib.format.write_array_header_2_0(file, npy_header(layer))
+        for array in slices:
+            file.write(np.ascontiguousarray(array).tobytes())
+
+
+def write_npz(layer: Layer, target: Path, slices: Iterator[np.ndarray]) -> None:
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("stack.npy", "w", force_zip64=True) as file:
+            np.lib.format.write_array_header_2_0(file, npy_header(layer))
+            for array in slices:
+                file.write(np.ascontiguousarray(array).tobytes())
+
+
+def write_zarr(layer: Layer, target: Path, slices: Iterator[np.ndarray]) -> None:
+    import zarr
+
+    array = zarr.create_array(
+        str(target), shape=layer.shape, chunks=chunks_for(layer.shape), dtype=layer.dtype,
+        fill_value=0,
+    )
+    for z, data in enumerate(slices):
+        array[z] = data
+
+
+WRITERS: dict[str, Callable[[Layer, Path, Iterator[np.ndarray]], None]] = {
+    "png": write_png_stack,
+    "png-colour": write_colour_png_stack,
+    "tiff": write_tiff_stack,
+    "tiff-multipage": write_multipage_tiff,
+    "hdf5": write_hdf5,
+    "npy": write_npy,
+    "npz": write_npz,
+    "zarr": write_zarr,
+}
+
+
+def zip_folder(folder: Path) -> Path:
+    """A zip of an exported folder, for download; written next to it."""
+    archive = folder.with_name(folder.name + ".zip")
+    if not archive.exists():
+        shutil.make_archive(str(folder), "zip", root_dir=folder)
+    return archive
