@@ -1,0 +1,267 @@
+"""The command line: `python main.py [serve]`, `import`, `export`, `datasets`, `users`, `demo`.
+
+Flags of `serve` are generated from `unem.config.SETTINGS`, so every setting is also a flag.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from unem import auth
+from unem.config import SETTINGS, Settings, env_name, load_settings
+from unem.errors import UnemError
+from unem.progress import Progress
+from unem.workspace import Workspace
+
+COMMANDS = ("serve", "import", "export", "datasets", "users", "demo")
+LAYER_FLAGS = ("segmentation", "groundtruth", "prediction")
+
+
+def add_setting_flags(parser: argparse.ArgumentParser, names: Sequence[str] | None = None) -> None:
+    """One flag per setting, with the setting's help and its environment variable."""
+    parser.add_argument("--config", type=Path, help="a unem.toml file to read settings from")
+    for f in SETTINGS:
+        if names is not None and f.name not in names:
+            continue
+        flag = f.metadata["flag"] or "--" + f.name.replace("_", "-")
+        help_text = f"{f.metadata['help']} (env {env_name(f.name)})"
+        if isinstance(f.default, bool):
+            parser.add_argument(flag, dest=f.name, action="store_const",
+                                const=not f.default, default=None, help=help_text)
+        elif isinstance(f.default, tuple):
+            parser.add_argument(flag, dest=f.name, action="append", type=Path, metavar="DIR",
+                                help=help_text + "; repeat for several")
+        else:
+            parser.add_argument(flag, dest=f.name, type=type(f.default), default=None,
+                                help=f"{help_text}; default {f.default}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="main.py",
+        description="UNEM: segment EM volumes with deep learning and proofread them in the browser.",
+    )
+    commands = parser.add_subparsers(dest="command")
+    serve = commands.add_parser("serve", help="start the server and open the browser (default)")
+    add_setting_flags(serve)
+    add_import_parser(commands)
+    add_export_parser(commands)
+    add_datasets_parser(commands)
+    add_users_parser(commands)
+    demo = commands.add_parser("demo", help="create the generated demo dataset")
+    add_setting_flags(demo, ["workspace"])
+    return parser
+
+
+def add_import_parser(commands: Any) -> None:
+    parser = commands.add_parser("import", help="import an image stack (and labels) as a dataset")
+    add_setting_flags(parser, ["workspace"])
+    parser.add_argument("name", help="name of the new dataset")
+    parser.add_argument("image", type=Path,
+                        help="folder of PNG/TIFF/JPEG slices, multi-page TIFF, HDF5, NPY/NPZ or Zarr")
+    parser.add_argument("--key", help="array name inside an HDF5/NPZ/Zarr image file")
+    for layer in LAYER_FLAGS:
+        parser.add_argument(f"--{layer}", type=Path, help=f"{layer} stack, same size as the image")
+        parser.add_argument(f"--{layer}-key", help=f"array name inside the {layer} file")
+    parser.add_argument("--voxel-size", type=float, nargs=3, metavar=("Z", "Y", "X"),
+                        default=(1.0, 1.0, 1.0), help="voxel size in nm (default 1 1 1)")
+
+
+def add_export_parser(commands: Any) -> None:
+    from unem.volumes.export import FORMATS
+
+    parser = commands.add_parser("export", help="export a layer of a dataset to files")
+    add_setting_flags(parser, ["workspace"])
+    parser.add_argument("dataset", help="dataset id (see `datasets list`)")
+    parser.add_argument("layer", help="layer name: image, segmentation, groundtruth, prediction")
+    parser.add_argument("out", type=Path, help="file or folder to create")
+    parser.add_argument("--format", choices=sorted(FORMATS), default="tiff-multipage",
+                        help="; ".join(f"{k}: {v}" for k, v in FORMATS.items()))
+
+
+def add_datasets_parser(commands: Any) -> None:
+    parser = commands.add_parser("datasets", help="list, show, rename or delete datasets")
+    add_setting_flags(parser, ["workspace"])
+    actions = parser.add_subparsers(dest="action")
+    actions.add_parser("list", help="list datasets (default)")
+    for action in ("show", "delete"):
+        actions.add_parser(action, help=f"{action} a dataset").add_argument("dataset")
+    rename = actions.add_parser("rename", help="give a dataset a new display name")
+    rename.add_argument("dataset")
+    rename.add_argument("name")
+
+
+def add_users_parser(commands: Any) -> None:
+    parser = commands.add_parser("users", help="manage user accounts")
+    add_setting_flags(parser, ["workspace"])
+    actions = parser.add_subparsers(dest="action")
+    actions.add_parser("list", help="list users (default)")
+    add = actions.add_parser("add", help="add a user (asks for the password)")
+    add.add_argument("name")
+    add.add_argument("--role", choices=auth.ROLES, default="proofreader")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    passwd = actions.add_parser("passwd", help="set a user's password")
+    passwd.add_argument("name")
+    passwd.add_argument("--password-stdin", action="store_true")
+    role = actions.add_parser("role", help="change a user's role")
+    role.add_argument("name")
+    role.add_argument("role", choices=auth.ROLES)
+    actions.add_parser("remove", help="delete a user").add_argument("name")
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    cli = {f.name: getattr(args, f.name, None) for f in SETTINGS}
+    if cli.get("import_roots") is not None:
+        cli["import_roots"] = [str(p) for p in cli["import_roots"]]
+    return load_settings(cli, config_file=getattr(args, "config", None))
+
+
+def workspace_from(args: argparse.Namespace) -> Workspace:
+    settings = settings_from(args)
+    return Workspace(settings.workspace, settings.import_roots)
+
+
+class Bar:
+    """A tqdm progress bar as a Progress callback."""
+
+    def __init__(self, description: str) -> None:
+        self.bar = tqdm(desc=description, unit="slice", file=sys.stderr)
+
+    def __call__(self, step: int, total: int, message: str = "") -> None:
+        self.bar.total = total
+        self.bar.n = step
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def with_bar(description: str, work: Callable[[Progress], Any]) -> Any:
+    bar = Bar(description)
+    try:
+        return work(bar)
+    finally:
+        bar.close()
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from unem.volumes.datasets import import_dataset
+    from unem.volumes.sources import open_source
+
+    ws = workspace_from(args)
+    sources = {"image": open_source(args.image, args.key)}
+    for layer in LAYER_FLAGS:
+        path = getattr(args, layer)
+        if path is not None:
+            sources[layer] = open_source(path, getattr(args, f"{layer}_key"))
+    dataset = with_bar(f"import {args.name}", lambda bar: import_dataset(
+        ws, args.name, sources, args.voxel_size, user=getpass.getuser(), progress=bar))
+    print(f"Imported {dataset.name!r} as dataset {dataset.id} {tuple(dataset.shape)}")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from unem.volumes.datasets import get_dataset
+    from unem.volumes.export import export_layer
+
+    ws = workspace_from(args)
+    layer = get_dataset(ws, args.dataset).layer(args.layer)
+    target = with_bar(f"export {args.dataset}/{args.layer}",
+                      lambda bar: export_layer(layer, args.format, args.out.resolve(), bar))
+    print(f"Wrote {target}")
+    return 0
+
+
+def run_datasets(args: argparse.Namespace) -> int:
+    from unem.volumes import datasets
+
+    ws = workspace_from(args)
+    if args.action == "show":
+        dataset = datasets.get_dataset(ws, args.dataset)
+        for key, value in dataset.to_json().items():
+            print(f"{key:12} {value}")
+    elif args.action == "delete":
+        datasets.delete_dataset(ws, args.dataset)
+        print(f"Deleted dataset {args.dataset}")
+    elif args.action == "rename":
+        datasets.rename_dataset(ws, args.dataset, args.name)
+    else:
+        for dataset in datasets.list_datasets(ws):
+            shape = "×".join(str(s) for s in dataset.shape)
+            layers = ", ".join(dataset.layers)
+            print(f"{dataset.id:24} {dataset.name:30} {shape:16} {layers}")
+    return 0
+
+
+def read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    password = getpass.getpass("Password: ")
+    if password != getpass.getpass("Again: "):
+        raise UnemError("The two passwords differ.")
+    return password
+
+
+def run_users(args: argparse.Namespace) -> int:
+    db = workspace_from(args).db
+    if args.action == "add":
+        user = auth.create_user(db, args.name, args.role, read_password(args.password_stdin))
+        print(f"Added {user.name} ({user.role})")
+    elif args.action == "passwd":
+        auth.set_password(db, args.name, read_password(args.password_stdin))
+    elif args.action == "role":
+        auth.set_role(db, args.name, args.role)
+    elif args.action == "remove":
+        auth.delete_user(db, args.name)
+    else:
+        for user in auth.list_users(db):
+            print(f"{user.name:24} {user.role}")
+    return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from unem.demo import create_demo_dataset
+
+    ws = workspace_from(args)
+    dataset = with_bar("demo", lambda bar: create_demo_dataset(ws, progress=bar))
+    print(f"Created dataset {dataset.id}")
+    return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from unem.web.server import serve
+
+    return serve(settings_from(args))
+
+
+RUNNERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "serve": run_serve,
+    "import": run_import,
+    "export": run_export,
+    "datasets": run_datasets,
+    "users": run_users,
+    "demo": run_demo,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0] not in COMMANDS and argv[0] not in {"-h", "--help"}):
+        argv.insert(0, "serve")  # serve is the default command
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return RUNNERS[args.command](args)
+    except UnemError as error:
+        print(f"error: {error.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

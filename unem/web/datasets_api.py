@@ -1,0 +1,208 @@
+"""/api/datasets: list, import, rename, delete, export, thumbnails; /api/fs to pick folders."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Flask, Response, request, send_file
+
+from unem.errors import BadInput, NotFound, PathRefused
+from unem.volumes import datasets, export
+from unem.volumes.render import thumbnail_png
+from unem.volumes.sources import SLICE_SUFFIXES, StackSource, open_source
+from unem.web.auth_views import current_user, requires
+from unem.web.events import EVENTS, NAMESPACES
+from unem.web.state import app_state, workspace
+
+STACK_FILE_SUFFIXES = {".tif", ".tiff", ".h5", ".hdf5", ".hdf", ".npy", ".npz"}
+
+blueprint = Blueprint("datasets", __name__, url_prefix="/api")
+
+
+def body() -> dict[str, Any]:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise BadInput("The request body must be a JSON object.")
+    return data
+
+
+def user_name() -> str:
+    user = current_user()
+    return user.name if user else "?"
+
+
+def dataset_json(dataset: datasets.Dataset) -> dict[str, Any]:
+    size = datasets.disk_usage(workspace().dataset_dir(dataset.id))
+    return {**dataset.to_json(), "size_bytes": size,
+            "thumbnail": f"/api/datasets/{dataset.id}/thumbnail"}
+
+
+def notify_datasets_changed() -> None:
+    app_state().socketio.emit(EVENTS["DATASETS_CHANGED"], {}, namespace=NAMESPACES["DATASETS"])
+
+
+def open_layer_sources(layers: Any) -> dict[str, StackSource]:
+    """Open every named source (paths checked against the allowed folders) before any work."""
+    if not isinstance(layers, dict) or "image" not in layers:
+        raise BadInput("Name at least the image stack: layers.image.path.")
+    sources = {}
+    for kind, spec in layers.items():
+        if not spec or not spec.get("path"):
+            continue
+        if kind not in datasets.LAYER_KINDS:
+            raise BadInput(f"Unknown layer kind {kind!r}.")
+        path = workspace().resolve(str(spec["path"]))
+        sources[kind] = open_source(path, spec.get("key") or None)
+    return sources
+
+
+@blueprint.get("/datasets")
+def list_all() -> Any:
+    return {"datasets": [dataset_json(d) for d in datasets.list_datasets(workspace())]}
+
+
+@blueprint.get("/datasets/<dataset_id>")
+def show(dataset_id: str) -> Any:
+    return dataset_json(datasets.get_dataset(workspace(), dataset_id))
+
+
+@blueprint.post("/datasets")
+@requires("admin")
+def import_stack() -> Any:
+    data = body()
+    sources = open_layer_sources(data.get("layers"))
+    name = str(data.get("name") or "").strip()
+    voxel = datasets.check_voxel_size(data.get("voxel_size") or (1, 1, 1))
+    ws, user = workspace(), user_name()
+    datasets.check_shapes(sources)  # refuse mismatched stacks now, not half-way through
+
+    def work(progress: Any) -> dict[str, Any]:
+        dataset = datasets.import_dataset(ws, name, sources, voxel, user, progress)
+        notify_datasets_changed()
+        return dataset.to_json()
+
+    task = app_state().tasks.start("import", f"Import {name}", user, work)
+    return task.to_json(), 202
+
+
+@blueprint.post("/datasets/demo")
+@requires("admin")
+def create_demo() -> Any:
+    from unem.demo import create_demo_dataset
+
+    ws, user = workspace(), user_name()
+
+    def work(progress: Any) -> dict[str, Any]:
+        dataset = create_demo_dataset(ws, user, progress)
+        notify_datasets_changed()
+        return dataset.to_json()
+
+    task = app_state().tasks.start("demo", "Create demo dataset", user, work)
+    return task.to_json(), 202
+
+
+@blueprint.patch("/datasets/<dataset_id>")
+@requires("admin")
+def rename(dataset_id: str) -> Any:
+    dataset = datasets.rename_dataset(workspace(), dataset_id, str(body().get("name", "")))
+    notify_datasets_changed()
+    return dataset_json(dataset)
+
+
+@blueprint.delete("/datasets/<dataset_id>")
+@requires("admin")
+def delete(dataset_id: str) -> Any:
+    datasets.delete_dataset(workspace(), dataset_id)
+    notify_datasets_changed()
+    return {"deleted": dataset_id}
+
+
+@blueprint.get("/datasets/<dataset_id>/thumbnail")
+def thumbnail(dataset_id: str) -> Response:
+    dataset = datasets.get_dataset(workspace(), dataset_id)
+    png = thumbnail_png(dataset)
+    response = Response(png, mimetype="image/png")
+    response.set_etag(hashlib.sha1(png).hexdigest())
+    response.cache_control.private = True
+    response.cache_control.max_age = 60
+    return response.make_conditional(request)
+
+
+@blueprint.post("/datasets/<dataset_id>/export")
+@requires("edit")
+def export_layer(dataset_id: str) -> Any:
+    data = body()
+    layer = datasets.get_dataset(workspace(), dataset_id).layer(str(data.get("layer", "")))
+    fmt = str(data.get("format", ""))
+    if fmt not in export.FORMATS:
+        raise BadInput(f"Unknown format {fmt!r}; choose one of {', '.join(export.FORMATS)}.")
+    target = export.default_target(workspace().exports, dataset_id, layer, fmt)
+
+    def work(progress: Any) -> dict[str, Any]:
+        written = export.export_layer(layer, fmt, target, progress)
+        return {"name": written.name, "download": f"/api/exports/{written.name}"}
+
+    task = app_state().tasks.start("export", f"Export {dataset_id}/{layer.name}", user_name(), work)
+    return task.to_json(), 202
+
+
+@blueprint.get("/exports")
+def list_exports() -> Any:
+    folder = workspace().exports
+    names = sorted(p.name for p in folder.iterdir()
+                   if not p.name.startswith(".") and p.suffix != ".zip")
+    return {"exports": [{"name": n, "download": f"/api/exports/{n}"} for n in names]}
+
+
+@blueprint.get("/exports/<name>")
+def download_export(name: str) -> Response:
+    path = workspace().resolve(Path("exports") / name, allow_import_roots=False)
+    if path.parent != workspace().exports or not path.exists() or name.startswith("."):
+        raise NotFound(f"No export named {name!r}.")
+    if path.is_dir():
+        path = export.zip_folder(path)
+    return send_file(path, as_attachment=True)
+
+
+@blueprint.get("/tasks")
+def list_tasks() -> Any:
+    return {"tasks": [task.to_json() for task in app_state().tasks.list()]}
+
+
+def folder_entry(path: Path) -> dict[str, Any]:
+    is_dir = path.is_dir()
+    stack = (path.suffix.lower() in STACK_FILE_SUFFIXES | SLICE_SUFFIXES) if not is_dir else (
+        path.suffix == ".zarr" or any(p.suffix.lower() in SLICE_SUFFIXES for p in path.iterdir())
+    )
+    return {"name": path.name, "path": str(path), "dir": is_dir, "stack": stack}
+
+
+def allowed_parent(folder: Path) -> str | None:
+    try:
+        return str(workspace().resolve(folder.parent))
+    except PathRefused:
+        return None
+
+
+@blueprint.get("/fs")
+@requires("admin")
+def browse() -> Any:
+    """The folders an admin may import from, or the entries of one of them."""
+    state = app_state()
+    raw = request.args.get("path")
+    if not raw:
+        roots = [state.workspace.root, *state.workspace.import_roots]
+        return {"path": None, "parent": None, "entries": [folder_entry(r) for r in roots]}
+    folder = state.workspace.resolve(raw)
+    if not folder.is_dir():
+        raise BadInput(f"{raw} is not a folder.")
+    children = sorted((p for p in folder.iterdir() if not p.name.startswith(".")),
+                      key=lambda p: (not p.is_dir(), p.name.lower()))
+    return {"path": str(folder), "parent": allowed_parent(folder),
+            "entries": [folder_entry(p) for p in children[:500]]}
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(blueprint)

@@ -1,0 +1,155 @@
+// Home page: the dataset list, imports with live progress, the demo dataset, the folder picker.
+import { io } from "/vendor/socket.io.esm.min.js";
+import { EVENTS, NAMESPACES } from "/events.js";
+import { api, element, formatBytes } from "/static/api.js";
+
+const grid = document.getElementById("datasets");
+const empty = document.getElementById("empty");
+const tasksBox = document.getElementById("tasks");
+const taskRows = new Map();
+
+function shapeText(shape) {
+  return shape.join(" × ");
+}
+
+function datasetCard(dataset) {
+  const layers = dataset.layers.map((l) => l.name).join(", ");
+  const [vz, vy, vx] = dataset.voxel_size;
+  return element("article", { class: "card dataset", dataset: { id: dataset.id } },
+    element("img", { src: `${dataset.thumbnail}?v=${encodeURIComponent(dataset.created_at)}`,
+                     alt: `middle slice of ${dataset.name}`, class: "thumb", loading: "lazy" }),
+    element("h3", {}, dataset.name),
+    element("dl", {},
+      element("dt", {}, "Size"), element("dd", {}, `${shapeText(dataset.shape)} voxels (z × y × x)`),
+      element("dt", {}, "Voxel"), element("dd", {}, `${vz} × ${vy} × ${vx} nm`),
+      element("dt", {}, "Layers"), element("dd", {}, layers),
+      element("dt", {}, "On disk"), element("dd", {}, formatBytes(dataset.size_bytes)),
+      element("dt", {}, "Added"), element("dd", {}, `${dataset.created_at.replace("T", " ")} by ${dataset.created_by}`)));
+}
+
+async function refreshDatasets() {
+  const { datasets } = await api("GET", "/api/datasets");
+  grid.replaceChildren(...datasets.map(datasetCard));
+  empty.hidden = datasets.length > 0;
+}
+
+function showTask(task) {
+  let row = taskRows.get(task.id);
+  if (!row) {
+    row = element("div", { class: "task", dataset: { task: task.id } },
+      element("span", { class: "title" }), element("progress", { max: 1, value: 0 }),
+      element("span", { class: "status" }));
+    taskRows.set(task.id, row);
+    tasksBox.prepend(row);
+  }
+  row.querySelector(".title").textContent = task.title;
+  const bar = row.querySelector("progress");
+  bar.max = Math.max(task.total, 1);
+  bar.value = task.state === "done" ? bar.max : task.step;
+  const percent = task.total ? Math.round((100 * task.step) / task.total) : 0;
+  const status = { running: `${percent} %`, done: "done", failed: task.error }[task.state];
+  row.querySelector(".status").textContent = status;
+  row.className = `task ${task.state}`;
+  if (task.state === "done") setTimeout(() => { row.remove(); taskRows.delete(task.id); }, 4000);
+}
+
+function connect() {
+  const socket = io(NAMESPACES.DATASETS, { transports: ["websocket", "polling"] });
+  socket.on(EVENTS.TASK_PROGRESS, showTask);
+  socket.on(EVENTS.TASK_DONE, showTask);
+  socket.on(EVENTS.TASK_FAILED, showTask);
+  socket.on(EVENTS.DATASETS_CHANGED, refreshDatasets);
+  socket.on("connect", refreshDatasets);  // catch up on anything missed while disconnected
+}
+
+// ---- admin: import dialog, folder picker, demo ----
+function setupImport() {
+  const dialog = document.getElementById("import-dialog");
+  if (!dialog) return;
+  const form = document.getElementById("import-form");
+  const error = document.getElementById("import-error");
+  document.getElementById("open-import").addEventListener("click", () => {
+    error.hidden = true;
+    dialog.showModal();
+  });
+  document.getElementById("cancel-import").addEventListener("click", () => dialog.close());
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const values = new FormData(form);
+    const layers = {};
+    for (const kind of ["image", "segmentation", "groundtruth", "prediction"]) {
+      const path = values.get(`${kind}-path`).trim();
+      if (path) layers[kind] = { path, key: values.get(`${kind}-key`).trim() || null };
+    }
+    const request = {
+      name: values.get("name"),
+      layers,
+      voxel_size: ["vz", "vy", "vx"].map((k) => Number(values.get(k))),
+    };
+    try {
+      showTask(await api("POST", "/api/datasets", request));
+      dialog.close();
+      form.reset();
+    } catch (failure) {
+      error.textContent = failure.message;
+      error.hidden = false;
+    }
+  });
+  document.getElementById("create-demo").addEventListener("click", async () => {
+    try {
+      showTask(await api("POST", "/api/datasets/demo", {}));
+    } catch (failure) {
+      alert(failure.message);
+    }
+  });
+  setupBrowser(form);
+}
+
+function setupBrowser(form) {
+  const dialog = document.getElementById("browse-dialog");
+  const list = document.getElementById("browse-list");
+  const where = document.getElementById("browse-path");
+  let target = null;
+  let current = null;
+
+  async function show(path) {
+    const listing = await api("GET", path ? `/api/fs?path=${encodeURIComponent(path)}` : "/api/fs");
+    current = listing.path;
+    where.textContent = current || "Folders this server may read";
+    const items = [];
+    if (listing.parent) items.push(entryItem({ name: "..", path: listing.parent, dir: true }));
+    items.push(...listing.entries.map(entryItem));
+    list.replaceChildren(...items);
+  }
+
+  function entryItem(entry) {
+    const label = `${entry.dir ? "📁" : "📄"} ${entry.name}${entry.stack ? "  (stack)" : ""}`;
+    return element("li", {},
+      element("button", { type: "button", class: "link", onclick: () => {
+        // A folder is opened, except a Zarr store, which is a stack to import like a file.
+        if (entry.dir && !entry.path.endsWith(".zarr")) show(entry.path);
+        else choose(entry.path);
+      } }, label));
+  }
+
+  function choose(path) {
+    form.elements[target].value = path;
+    dialog.close();
+  }
+
+  for (const button of form.querySelectorAll(".browse")) {
+    button.addEventListener("click", () => {
+      target = button.dataset.target;
+      show(form.elements[target].value.trim() || null).catch(() => show(null));
+      dialog.showModal();
+    });
+  }
+  document.getElementById("browse-cancel").addEventListener("click", () => dialog.close());
+  document.getElementById("browse-choose").addEventListener("click", () => {
+    if (current) choose(current);
+  });
+}
+
+setupImport();
+refreshDatasets();
+connect();
