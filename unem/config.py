@@ -41,11 +41,13 @@ class Settings:
     )
     port: int = setting(8765, "Port of the server; a free one is chosen if it is taken.")
     open_browser: bool = setting(
-        True, "Open the browser on the admin URL at start-up.", flag="--no-browser"
+        True, "Open the browser on the admin URL at start-up (--no-browser: do not).",
+        flag="--no-browser",
     )
     import_roots: tuple[Path, ...] = setting(
         (),
         "Folders (besides the workspace) from which admins may import data through the web.",
+        flag="--import-root",
     )
     anonymous_role: str = setting(
         "none",
