@@ -6,12 +6,13 @@ Flags of `serve` are generated from `unem.config.SETTINGS`, so every setting is 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import getpass
 import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
@@ -21,33 +22,54 @@ from unem.errors import UnemError
 from unem.progress import Progress
 from unem.workspace import Workspace
 
+if TYPE_CHECKING:
+    from unem.volumes.datasets import Dataset
+
 COMMANDS = ("serve", "import", "export", "datasets", "users", "demo")
 LAYER_FLAGS = ("segmentation", "groundtruth", "prediction")
 
 
-def add_setting_flags(parser: argparse.ArgumentParser, names: Sequence[str] | None = None) -> None:
-    """One flag per setting, with the setting's help and its environment variable."""
-    parser.add_argument("--config", type=Path, help="a unem.toml file to read settings from")
+def add_setting_flags(
+    parser: argparse.ArgumentParser, names: Sequence[str] | None = None, default: Any = None
+) -> None:
+    """One flag per setting, with the setting's help and its environment variable.
+
+    Actions (`datasets list`, `users add`) repeat their command's flags with
+    `default=argparse.SUPPRESS`, so `datasets list --workspace W` works and a flag given
+    before the action is not reset by the action's default.
+    """
+    parser.add_argument(
+        "--config", type=Path, default=default, help="a unem.toml file to read settings from"
+    )
     for f in SETTINGS:
-        if names is not None and f.name not in names:
-            continue
-        flag = f.metadata["flag"] or "--" + f.name.replace("_", "-")
-        help_text = f"{f.metadata['help']} (env {env_name(f.name)})"
-        if isinstance(f.default, bool):
-            parser.add_argument(flag, dest=f.name, action="store_const",
-                                const=not f.default, default=None, help=help_text)
-        elif isinstance(f.default, tuple):
-            parser.add_argument(flag, dest=f.name, action="append", type=Path, metavar="DIR",
-                                help=help_text + "; repeat for several")
-        else:
-            parser.add_argument(flag, dest=f.name, type=type(f.default), default=None,
-                                help=f"{help_text}; default {f.default}")
+        if names is None or f.name in names:
+            flag = f.metadata["flag"] or "--" + f.name.replace("_", "-")
+            parser.add_argument(flag, dest=f.name, default=default, **flag_options(f))
+
+
+def flag_options(f: dataclasses.Field[Any]) -> dict[str, Any]:
+    help_text = f"{f.metadata['help']} (env {env_name(f.name)})"
+    if isinstance(f.default, bool):
+        return {"action": "store_const", "const": not f.default, "help": help_text}
+    if isinstance(f.default, tuple):
+        return {"action": "append", "type": Path, "metavar": "DIR",
+                "help": help_text + "; repeat for several"}  # fmt: skip
+    return {"type": type(f.default), "help": f"{help_text}; default {f.default}"}
+
+
+def add_action(actions: Any, name: str, help: str) -> argparse.ArgumentParser:
+    """A sub-action parser that also takes `--workspace` after the action's name."""
+    parser: argparse.ArgumentParser = actions.add_parser(name, help=help)
+    add_setting_flags(parser, ["workspace"], default=argparse.SUPPRESS)
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="main.py",
-        description="UNEM: segment EM volumes with deep learning and proofread them in the browser.",
+        description=(
+            "UNEM: segment EM volumes with deep learning and proofread them in the browser."
+        ),
     )
     commands = parser.add_subparsers(dest="command")
     serve = commands.add_parser("serve", help="start the server and open the browser (default)")
@@ -65,14 +87,23 @@ def add_import_parser(commands: Any) -> None:
     parser = commands.add_parser("import", help="import an image stack (and labels) as a dataset")
     add_setting_flags(parser, ["workspace"])
     parser.add_argument("name", help="name of the new dataset")
-    parser.add_argument("image", type=Path,
-                        help="folder of PNG/TIFF/JPEG slices, multi-page TIFF, HDF5, NPY/NPZ or Zarr")
+    parser.add_argument(
+        "image",
+        type=Path,
+        help="folder of PNG/TIFF/JPEG slices, multi-page TIFF, HDF5, NPY/NPZ or Zarr",
+    )
     parser.add_argument("--key", help="array name inside an HDF5/NPZ/Zarr image file")
     for layer in LAYER_FLAGS:
         parser.add_argument(f"--{layer}", type=Path, help=f"{layer} stack, same size as the image")
         parser.add_argument(f"--{layer}-key", help=f"array name inside the {layer} file")
-    parser.add_argument("--voxel-size", type=float, nargs=3, metavar=("Z", "Y", "X"),
-                        default=(1.0, 1.0, 1.0), help="voxel size in nm (default 1 1 1)")
+    parser.add_argument(
+        "--voxel-size",
+        type=float,
+        nargs=3,
+        metavar=("Z", "Y", "X"),
+        default=(1.0, 1.0, 1.0),
+        help="voxel size in nm (default 1 1 1)",
+    )
 
 
 def add_export_parser(commands: Any) -> None:
@@ -83,18 +114,22 @@ def add_export_parser(commands: Any) -> None:
     parser.add_argument("dataset", help="dataset id (see `datasets list`)")
     parser.add_argument("layer", help="layer name: image, segmentation, groundtruth, prediction")
     parser.add_argument("out", type=Path, help="file or folder to create")
-    parser.add_argument("--format", choices=sorted(FORMATS), default="tiff-multipage",
-                        help="; ".join(f"{k}: {v}" for k, v in FORMATS.items()))
+    parser.add_argument(
+        "--format",
+        choices=sorted(FORMATS),
+        default="tiff-multipage",
+        help="; ".join(f"{k}: {v}" for k, v in FORMATS.items()),
+    )
 
 
 def add_datasets_parser(commands: Any) -> None:
     parser = commands.add_parser("datasets", help="list, show, rename or delete datasets")
     add_setting_flags(parser, ["workspace"])
     actions = parser.add_subparsers(dest="action")
-    actions.add_parser("list", help="list datasets (default)")
+    add_action(actions, "list", "list datasets (default)")
     for action in ("show", "delete"):
-        actions.add_parser(action, help=f"{action} a dataset").add_argument("dataset")
-    rename = actions.add_parser("rename", help="give a dataset a new display name")
+        add_action(actions, action, f"{action} a dataset").add_argument("dataset")
+    rename = add_action(actions, "rename", "give a dataset a new display name")
     rename.add_argument("dataset")
     rename.add_argument("name")
 
@@ -103,24 +138,25 @@ def add_users_parser(commands: Any) -> None:
     parser = commands.add_parser("users", help="manage user accounts")
     add_setting_flags(parser, ["workspace"])
     actions = parser.add_subparsers(dest="action")
-    actions.add_parser("list", help="list users (default)")
-    add = actions.add_parser("add", help="add a user (asks for the password)")
+    add_action(actions, "list", "list users (default)")
+    add = add_action(actions, "add", "add a user (asks for the password)")
     add.add_argument("name")
     add.add_argument("--role", choices=auth.ROLES, default="proofreader")
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
-    passwd = actions.add_parser("passwd", help="set a user's password")
+    passwd = add_action(actions, "passwd", "set a user's password")
     passwd.add_argument("name")
-    passwd.add_argument("--password-stdin", action="store_true")
-    role = actions.add_parser("role", help="change a user's role")
+    passwd.add_argument("--password-stdin", action="store_true", help="read it from stdin")
+    role = add_action(actions, "role", "change a user's role")
     role.add_argument("name")
     role.add_argument("role", choices=auth.ROLES)
-    actions.add_parser("remove", help="delete a user").add_argument("name")
+    add_action(actions, "remove", "delete a user").add_argument("name")
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
     cli = {f.name: getattr(args, f.name, None) for f in SETTINGS}
-    if cli.get("import_roots") is not None:
-        cli["import_roots"] = [str(p) for p in cli["import_roots"]]
+    roots = cli.get("import_roots")
+    if roots is not None:
+        cli["import_roots"] = [str(p) for p in roots]
     return load_settings(cli, config_file=getattr(args, "config", None))
 
 
@@ -153,17 +189,23 @@ def with_bar(description: str, work: Callable[[Progress], Any]) -> Any:
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from unem.volumes.datasets import import_dataset
+    from unem.volumes.datasets import check_shapes, import_dataset
     from unem.volumes.sources import open_source
 
-    ws = workspace_from(args)
+    # Every source is opened and checked before the workspace is touched (or created).
     sources = {"image": open_source(args.image, args.key)}
     for layer in LAYER_FLAGS:
         path = getattr(args, layer)
         if path is not None:
             sources[layer] = open_source(path, getattr(args, f"{layer}_key"))
-    dataset = with_bar(f"import {args.name}", lambda bar: import_dataset(
-        ws, args.name, sources, args.voxel_size, user=getpass.getuser(), progress=bar))
+    check_shapes(sources)
+    ws = workspace_from(args)
+    dataset = with_bar(
+        f"import {args.name}",
+        lambda bar: import_dataset(
+            ws, args.name, sources, args.voxel_size, user=getpass.getuser(), progress=bar
+        ),
+    )
     print(f"Imported {dataset.name!r} as dataset {dataset.id} {tuple(dataset.shape)}")
     return 0
 
@@ -174,8 +216,10 @@ def run_export(args: argparse.Namespace) -> int:
 
     ws = workspace_from(args)
     layer = get_dataset(ws, args.dataset).layer(args.layer)
-    target = with_bar(f"export {args.dataset}/{args.layer}",
-                      lambda bar: export_layer(layer, args.format, args.out.resolve(), bar))
+    target = with_bar(
+        f"export {args.dataset}/{args.layer}",
+        lambda bar: export_layer(layer, args.format, args.out.resolve(), bar),
+    )
     print(f"Wrote {target}")
     return 0
 
@@ -185,20 +229,28 @@ def run_datasets(args: argparse.Namespace) -> int:
 
     ws = workspace_from(args)
     if args.action == "show":
-        dataset = datasets.get_dataset(ws, args.dataset)
-        for key, value in dataset.to_json().items():
-            print(f"{key:12} {value}")
+        print_dataset(datasets.get_dataset(ws, args.dataset))
     elif args.action == "delete":
         datasets.delete_dataset(ws, args.dataset)
         print(f"Deleted dataset {args.dataset}")
     elif args.action == "rename":
-        datasets.rename_dataset(ws, args.dataset, args.name)
+        dataset = datasets.rename_dataset(ws, args.dataset, args.name)
+        print(f"Renamed dataset {dataset.id} to {dataset.name!r}")
     else:
         for dataset in datasets.list_datasets(ws):
             shape = "×".join(str(s) for s in dataset.shape)
             layers = ", ".join(dataset.layers)
             print(f"{dataset.id:24} {dataset.name:30} {shape:16} {layers}")
     return 0
+
+
+def print_dataset(dataset: Dataset) -> None:
+    info = dataset.to_json()
+    for key in ("id", "name", "shape", "voxel_size", "source", "created_at", "created_by"):
+        print(f"{key:12} {info[key]}")
+    for layer in dataset.layers.values():
+        levels = "  ".join("×".join(map(str, level.shape)) for level in layer.levels)
+        print(f"layer        {layer.name:14} {layer.kind:14} {layer.dtype:8} levels {levels}")
 
 
 def read_password(from_stdin: bool) -> str:
@@ -217,10 +269,13 @@ def run_users(args: argparse.Namespace) -> int:
         print(f"Added {user.name} ({user.role})")
     elif args.action == "passwd":
         auth.set_password(db, args.name, read_password(args.password_stdin))
+        print(f"Changed the password of {args.name}")
     elif args.action == "role":
-        auth.set_role(db, args.name, args.role)
+        user = auth.set_role(db, args.name, args.role)
+        print(f"{user.name} is now {user.role}")
     elif args.action == "remove":
         auth.delete_user(db, args.name)
+        print(f"Removed {args.name}")
     else:
         for user in auth.list_users(db):
             print(f"{user.name:24} {user.role}")
@@ -262,6 +317,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return RUNNERS[args.command](args)
     except UnemError as error:
         print(f"error: {error.message}", file=sys.stderr)
+        return 2
+    except OSError as error:  # a file the user named cannot be read or written
+        print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

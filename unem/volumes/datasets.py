@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,8 +28,18 @@ from unem.workspace import Workspace
 LAYER_KINDS = ("image", "segmentation", "prediction", "groundtruth")
 IMAGE_DTYPES = {"uint8", "uint16", "bool", "rgb"}
 PREDICTION_DTYPES = {"uint8", "uint16", "float32", "float64", "bool"}
-LABEL_SOURCE_DTYPES = {"bool", "uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32",
-                       "int64", "rgb"}
+LABEL_SOURCE_DTYPES = {
+    "bool",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "rgb",
+}
 
 
 @dataclass(frozen=True)
@@ -90,7 +100,7 @@ def slugify(name: str) -> str:
 
 def unique_id(ws: Workspace, name: str) -> str:
     base = slugify(name)
-    taken = {row["id"] for row in ws.db["datasets"].rows}
+    taken = {row["id"] for row in ws.db.table("datasets").rows}
     candidate, n = base, 2
     while candidate in taken or ws.dataset_dir(candidate).exists():
         candidate, n = f"{base}-{n}", n + 1
@@ -138,7 +148,8 @@ def convert_slice(array: np.ndarray, kind: str, dtype: str, where: str) -> np.nd
 
 def rgb_to_gray(array: np.ndarray) -> np.ndarray:
     weights = np.array([0.299, 0.587, 0.114])
-    return np.rint(array[..., :3].astype(np.float64) @ weights).astype(array.dtype)
+    gray: np.ndarray = np.rint(array[..., :3].astype(np.float64) @ weights)
+    return gray.astype(array.dtype)
 
 
 def rgb_to_labels(array: np.ndarray) -> np.ndarray:
@@ -176,34 +187,61 @@ def import_dataset(
     `sources` maps layer kind ("image", "segmentation", ...) to an opened source; the image
     is required. An image-only dataset gets an empty segmentation layer to paint in.
     """
+    name, shape, voxel, dtypes = check_import(name, sources, voxel_size)
+    tmp = ws.new_tmp_dir()
+    try:
+        dtypes = write_layers(tmp, sources, dtypes, voxel, progress)
+        dataset_id = register(ws, name, shape, voxel, sources, dtypes, user, tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    total = shape[0] * len(sources)
+    progress(total, total, "done")
+    return get_dataset(ws, dataset_id)
+
+
+def check_import(
+    name: str, sources: Mapping[str, StackSource], voxel_size: Sequence[float]
+) -> tuple[str, tuple[int, int, int], tuple[float, float, float], dict[str, str]]:
+    """Everything an import needs, checked before anything is written: the name, the
+    shape, the voxel size and the stored dtype of each layer."""
     if "image" not in sources:
         raise BadInput("A dataset needs an image stack.")
     unknown = set(sources) - set(LAYER_KINDS)
     if unknown:
         raise BadInput(f"Unknown layer kinds: {', '.join(sorted(unknown))}.")
-    name = name.strip()
-    if not name:
+    if not name.strip():
         raise BadInput("A dataset needs a name.")
     shape = check_shapes(sources)
     voxel = check_voxel_size(voxel_size)
     dtypes = {kind: stored_dtype(kind, source) for kind, source in sources.items()}
-    dataset_id = unique_id(ws, name)
-    tmp = ws.new_tmp_dir()
-    try:
-        total = shape[0] * len(sources)
-        for index, (kind, source) in enumerate(sources.items()):
-            write_layer(tmp / f"{kind}.zarr", kind, dtypes[kind], source, voxel,
-                        lambda z, i=index: progress(i * shape[0] + z, total, "importing"))
-        if "segmentation" not in sources:
-            create_pyramid(tmp / "segmentation.zarr", plan_levels(shape, voxel), "uint32",
-                           "segmentation", voxel)
-            dtypes["segmentation"] = "uint32"
-        register(ws, dataset_id, name, shape, voxel, sources, dtypes, user, tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    progress(total, total, "done")
-    return get_dataset(ws, dataset_id)
+    return name.strip(), shape, voxel, dtypes
+
+
+def write_layers(
+    folder: Path,
+    sources: Mapping[str, StackSource],
+    dtypes: Mapping[str, str],
+    voxel: tuple[float, float, float],
+    progress: Progress,
+) -> dict[str, str]:
+    """Write every layer into `folder`; the stored dtypes, with the empty segmentation
+    an image-only dataset gets to paint in."""
+    shape = sources["image"].shape
+    total = shape[0] * len(sources)
+    for index, (kind, source) in enumerate(sources.items()):
+        on_slice = slice_progress(progress, index * shape[0], total)
+        write_layer(folder / f"{kind}.zarr", kind, dtypes[kind], source, voxel, on_slice)
+    if "segmentation" in sources:
+        return dict(dtypes)
+    levels = plan_levels(shape, voxel)
+    create_pyramid(folder / "segmentation.zarr", levels, "uint32", "segmentation", voxel)
+    return {**dtypes, "segmentation": "uint32"}
+
+
+def slice_progress(progress: Progress, done: int, total: int) -> Callable[[int], None]:
+    """Report slice z of a layer whose first slice is step `done` of `total`."""
+    return lambda z: progress(done + z, total, "importing")
 
 
 def write_layer(
@@ -212,18 +250,53 @@ def write_layer(
     dtype: str,
     source: StackSource,
     voxel_size: Sequence[float],
-    on_slice: Any = None,
+    on_slice: Callable[[int], object] | None = None,
 ) -> list[Level]:
+    """Write `source` as the pyramid of one layer at `path`, slice by slice."""
     writer = PyramidWriter(path, source.shape, dtype, kind, voxel_size)
-    for z, array in enumerate(source.slices()):
-        writer.write(convert_slice(array, kind, dtype, f"{source.description}, slice {z}"))
-        if on_slice is not None:
-            on_slice(z + 1)
+    try:
+        for z in range(source.shape[0]):
+            writer.write(convert_slice(source.read(z), kind, dtype, source.where(z)))
+            if on_slice is not None:
+                on_slice(z + 1)
+    finally:
+        source.close()  # a failed import must not keep the user's file open
     writer.close()
     return writer.levels
 
 
 def register(
+    ws: Workspace,
+    name: str,
+    shape: tuple[int, int, int],
+    voxel: tuple[float, float, float],
+    sources: Mapping[str, StackSource],
+    dtypes: Mapping[str, str],
+    user: str,
+    tmp: Path,
+) -> str:
+    """Move the finished volumes into place and record them, as one step; the new id.
+
+    The id is chosen here, at the end, so that an import started meanwhile with the same
+    name cannot take it while this one was writing.
+    """
+    target: Path | None = None
+    try:
+        with ws.db.atomic():
+            dataset_id = unique_id(ws, name)
+            insert_rows(ws, dataset_id, name, shape, voxel, sources, dtypes, user)
+            # Renamed last, inside the transaction: if the rename fails the rows roll back;
+            # if the process dies after it, recovery finds the folder without rows.
+            target = ws.dataset_dir(dataset_id)
+            tmp.rename(target)
+    except BaseException:
+        if target is not None and target.exists() and not tmp.exists():
+            target.rename(tmp)  # the commit failed: hand the folder back to be removed
+        raise
+    return dataset_id
+
+
+def insert_rows(
     ws: Workspace,
     dataset_id: str,
     name: str,
@@ -232,27 +305,32 @@ def register(
     sources: Mapping[str, StackSource],
     dtypes: Mapping[str, str],
     user: str,
-    tmp: Path,
 ) -> None:
-    """Move the finished volumes into place and record them, as one step."""
     now = datetime.now(UTC).isoformat(timespec="seconds")
     levels = json.dumps([level.to_json() for level in plan_levels(shape, voxel)])
-    target = ws.dataset_dir(dataset_id)
-    with ws.db.atomic():
-        ws.db["datasets"].insert({
-            "id": dataset_id, "name": name, "shape": json.dumps(list(shape)),
+    ws.db.table("datasets").insert(
+        {
+            "id": dataset_id,
+            "name": name,
+            "shape": json.dumps(list(shape)),
             "voxel_size": json.dumps(list(voxel)),
-            "source": sources["image"].description, "created_at": now, "created_by": user,
-        })
-        for kind, dtype in dtypes.items():
-            ws.db["layers"].insert({
-                "dataset_id": dataset_id, "name": kind, "kind": kind, "dtype": dtype,
-                "levels": levels, "created_at": now,
+            "source": sources["image"].description,
+            "created_at": now,
+            "created_by": user,
+        }
+    )
+    for kind, dtype in dtypes.items():
+        ws.db.table("layers").insert(
+            {
+                "dataset_id": dataset_id,
+                "name": kind,
+                "kind": kind,
+                "dtype": dtype,
+                "levels": levels,
+                "created_at": now,
                 "source": sources[kind].description if kind in sources else "empty",
-            })
-        # Renamed inside the transaction: if the rename fails the rows roll back; if the
-        # process dies after it, recovery finds the folder without rows and removes it.
-        tmp.rename(target)
+            }
+        )
 
 
 def _layer_from_row(ws: Workspace, row: dict[str, Any]) -> Layer:
@@ -269,8 +347,8 @@ def _dataset_from_row(ws: Workspace, row: dict[str, Any]) -> Dataset:
     return Dataset(
         id=row["id"],
         name=row["name"],
-        shape=tuple(json.loads(row["shape"])),  # type: ignore[arg-type]
-        voxel_size=tuple(json.loads(row["voxel_size"])),  # type: ignore[arg-type]
+        shape=tuple(json.loads(row["shape"])),
+        voxel_size=tuple(json.loads(row["voxel_size"])),
         source=row["source"],
         created_at=row["created_at"],
         created_by=row["created_by"],
@@ -295,8 +373,8 @@ def delete_dataset(ws: Workspace, dataset_id: str) -> None:
     get_dataset(ws, dataset_id)
     trash = ws.new_tmp_dir()
     with ws.db.atomic():
-        ws.db["layers"].delete_where("dataset_id = ?", [dataset_id])
-        ws.db["datasets"].delete(dataset_id)
+        ws.db.table("layers").delete_where("dataset_id = ?", [dataset_id])
+        ws.db.table("datasets").delete(dataset_id)
         if ws.dataset_dir(dataset_id).exists():
             ws.dataset_dir(dataset_id).rename(trash / dataset_id)
     shutil.rmtree(trash, ignore_errors=True)
@@ -306,11 +384,10 @@ def rename_dataset(ws: Workspace, dataset_id: str, name: str) -> Dataset:
     get_dataset(ws, dataset_id)
     if not name.strip():
         raise BadInput("A dataset needs a name.")
-    ws.db["datasets"].update(dataset_id, {"name": name.strip()})
+    ws.db.table("datasets").update(dataset_id, {"name": name.strip()})
     return get_dataset(ws, dataset_id)
 
 
 def disk_usage(path: Path) -> int:
     """Bytes used by the files under `path`."""
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-

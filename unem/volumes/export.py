@@ -7,6 +7,7 @@ rendering of labels, re-imports bit-exactly.
 from __future__ import annotations
 
 import shutil
+import uuid
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -44,19 +45,22 @@ def default_target(folder: Path, dataset_id: str, layer: Layer, fmt: str) -> Pat
     return folder / f"{dataset_id}-{layer.name}{SUFFIXES.get(fmt, '')}"
 
 
-def export_layer(
-    layer: Layer, fmt: str, target: Path, progress: Progress = no_progress
-) -> Path:
+def export_layer(layer: Layer, fmt: str, target: Path, progress: Progress = no_progress) -> Path:
     """Write `layer` to `target` in format `fmt`; refuse to overwrite anything."""
     if fmt not in FORMATS:
         raise BadInput(f"Unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}.")
     if target.exists():
         raise Conflict(f"{target} already exists; choose another name.")
+    if not target.parent.is_dir():
+        raise BadInput(f"{target.parent} is not a folder; create it first.")
     writer = WRITERS[fmt]
     check_fits(layer, fmt)
-    partial = target.with_name(f".partial-{target.name}")
+    # A name of its own, so that two exports to the same target never write into each other.
+    partial = target.with_name(f".partial-{uuid.uuid4().hex[:12]}-{target.name}")
     try:
         writer(layer, partial, counted(layer, progress))
+        if target.exists():
+            raise Conflict(f"{target} was created while exporting; choose another name.")
         partial.rename(target)
     except BaseException:
         remove(partial)
@@ -72,13 +76,24 @@ def remove(path: Path) -> None:
 
 
 def check_fits(layer: Layer, fmt: str) -> None:
-    if fmt == "png" and layer.dtype not in {"uint8", "uint16"}:
-        if layer.kind in LABEL_KINDS:
-            top = max(int(np.max(s)) for s in layer_slices(layer))
-            if top <= 65535:
-                return
+    """Refuse, before writing anything, a layer the format cannot hold."""
+    if fmt == "png-colour" and layer.kind not in LABEL_KINDS:
+        raise BadInput(
+            f"Colour PNG export is for label layers (segmentation, groundtruth); "
+            f"the {layer.name} layer is a {layer.kind}."
+        )
+    if fmt != "png" or layer.dtype in {"uint8", "uint16"}:
+        return
+    if layer.kind not in LABEL_KINDS:
         raise BadInput(
             f"PNG holds 8- or 16-bit values; the {layer.name} layer is {layer.dtype}. "
+            "Export it as TIFF, HDF5, NPZ or Zarr."
+        )
+    # Label ids often fit 16 bits even when stored in 32: then a 16-bit PNG keeps them all.
+    top = max(int(np.max(s)) for s in layer_slices(layer))
+    if top > 65535:
+        raise BadInput(
+            f"PNG holds values up to 65535, but the {layer.name} layer has ids up to {top}. "
             "Export it as TIFF, HDF5, NPZ or Zarr."
         )
 
@@ -111,8 +126,6 @@ def label_colours(array: np.ndarray) -> np.ndarray:
 
 
 def write_colour_png_stack(layer: Layer, target: Path, slices: Iterator[np.ndarray]) -> None:
-    if layer.kind not in LABEL_KINDS:
-        raise BadInput("Colour PNG export is for label layers (segmentation, groundtruth).")
     target.mkdir(parents=True)
     digits = len(str(layer.shape[0] - 1))
     for z, array in enumerate(slices):
@@ -129,9 +142,17 @@ def write_tiff_stack(layer: Layer, target: Path, slices: Iterator[np.ndarray]) -
 def write_multipage_tiff(layer: Layer, target: Path, slices: Iterator[np.ndarray]) -> None:
     itemsize = np.dtype(layer.dtype).itemsize
     bigtiff = int(np.prod(layer.shape)) * itemsize > 2**31
+    # One series fed page by page: writing each slice on its own would make one series
+    # per page, which readers (ours included) take as a one-slice stack. Photometric is
+    # given because tifffile takes a (3, y, x) stack for planar RGB otherwise.
     with tifffile.TiffWriter(target, bigtiff=bigtiff) as tif:
-        for array in slices:
-            tif.write(array, contiguous=False, compression="zlib")
+        tif.write(
+            slices,
+            shape=layer.shape,
+            dtype=layer.dtype,
+            photometric="minisblack",
+            compression="zlib",
+        )
 
 
 def write_hdf5(layer: Layer, target: Path, slices: Iterator[np.ndarray]) -> None:
@@ -139,7 +160,10 @@ def write_hdf5(layer: Layer, target: Path, slices: Iterator[np.ndarray]) -> None
 
     with h5py.File(target, "w") as file:
         dataset = file.create_dataset(
-            "stack", shape=layer.shape, dtype=layer.dtype, chunks=chunks_for(layer.shape),
+            "stack",
+            shape=layer.shape,
+            dtype=layer.dtype,
+            chunks=chunks_for(layer.shape),
             compression="gzip",
         )
         for z, array in enumerate(slices):
@@ -158,18 +182,23 @@ def write_npy(layer: Layer, target: Path, slices: Iterator[np.ndarray]) -> None:
 
 
 def write_npz(layer: Layer, target: Path, slices: Iterator[np.ndarray]) -> None:
-    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        with archive.open("stack.npy", "w", force_zip64=True) as file:
-            np.lib.format.write_array_header_2_0(file, npy_header(layer))
-            for array in slices:
-                file.write(np.ascontiguousarray(array).tobytes())
+    with (
+        zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive,
+        archive.open("stack.npy", "w", force_zip64=True) as file,
+    ):
+        np.lib.format.write_array_header_2_0(file, npy_header(layer))
+        for array in slices:
+            file.write(np.ascontiguousarray(array).tobytes())
 
 
 def write_zarr(layer: Layer, target: Path, slices: Iterator[np.ndarray]) -> None:
     import zarr
 
     array = zarr.create_array(
-        str(target), shape=layer.shape, chunks=chunks_for(layer.shape), dtype=layer.dtype,
+        str(target),
+        shape=layer.shape,
+        chunks=chunks_for(layer.shape),
+        dtype=layer.dtype,
         fill_value=0,
     )
     for z, data in enumerate(slices):

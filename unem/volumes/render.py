@@ -22,8 +22,9 @@ def to_uint8(array: np.ndarray) -> np.ndarray:
     low, high = np.percentile(array, (0.5, 99.5))
     if high <= low:
         return np.zeros(array.shape, np.uint8)
-    scaled = (array.astype(np.float32) - low) * (255.0 / (high - low))
-    return np.clip(scaled, 0, 255).astype(np.uint8)
+    scaled: np.ndarray = (array.astype(np.float32) - low) * (255.0 / (high - low))
+    clipped: np.ndarray = np.clip(scaled, 0, 255)
+    return clipped.astype(np.uint8)
 
 
 def thumbnail_png(dataset: Dataset) -> bytes:
@@ -37,9 +38,9 @@ def thumbnail_png(dataset: Dataset) -> bytes:
         if layer.kind in LABEL_KINDS and layer.name == "segmentation":
             labels = np.asarray(open_level(layer.path, layer.levels[-1].path)[z])
             tinted = labels != 0
-            rgb[tinted] = (1 - OVERLAY_ALPHA) * rgb[tinted] + OVERLAY_ALPHA * label_colours(
-                labels
-            )[tinted]
+            rgb[tinted] = (1 - OVERLAY_ALPHA) * rgb[tinted] + OVERLAY_ALPHA * label_colours(labels)[
+                tinted
+            ]
     picture = Image.fromarray(rgb.astype(np.uint8))
     picture.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE))
     buffer = io.BytesIO()

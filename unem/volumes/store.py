@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import zarr
+from zarr.core.common import AccessModeLiteral
 
 TILE = 512  # chunk edge in y and x: a Dojo tile reads exactly one chunk
 TOP_LEVEL_MAX = 256  # build levels until the whole slice fits in this many pixels
@@ -35,7 +36,12 @@ class Level:
 
     @staticmethod
     def from_json(data: dict[str, Any]) -> Level:
-        return Level(data["path"], tuple(data["shape"]), tuple(data["scale"]))  # type: ignore[arg-type]
+        return Level(str(data["path"]), _triple(data["shape"]), _triple(data["scale"]))
+
+
+def _triple(values: Sequence[Any]) -> tuple[int, int, int]:
+    z, y, x = (int(v) for v in values)
+    return z, y, x
 
 
 def plan_levels(shape: Sequence[int], voxel_size: Sequence[float]) -> list[Level]:
@@ -57,21 +63,30 @@ def z_factor(levels: Sequence[Level], index: int) -> int:
     return levels[index].scale[0] // levels[index - 1].scale[0]
 
 
-def downsample(block: np.ndarray, labels: bool) -> np.ndarray:
-    """Halve y and x of `block` (k, y, x) and merge its k slices into one slice.
+def downsample(block: Sequence[np.ndarray] | np.ndarray, labels: bool) -> np.ndarray:
+    """Halve y and x of `block` (k slices of y × x) and merge its k slices into one slice.
 
-    Images: the mean of each 2×2 (×k) block, rounded, in the input dtype; edges of odd
-    size are padded by repeating the last row/column. Labels: the first slice, strided.
+    Images: the mean of each 2×2 (×k) block, rounded half up, in the input dtype; edges of
+    odd size are padded by repeating the last row/column. Labels: the first slice, strided.
+    Works one input slice at a time, so memory stays near one output slice of sums.
     """
     if labels:
-        return block[0, ::2, ::2].copy()
-    k, y, x = block.shape
-    padded = np.pad(block, ((0, 0), (0, y % 2), (0, x % 2)), mode="edge")
-    sums = padded.reshape(k, (y + 1) // 2, 2, (x + 1) // 2, 2).sum(axis=(0, 2, 4), dtype=np.float64)
-    mean = sums / (4 * k)
-    if np.issubdtype(block.dtype, np.integer):
-        return np.rint(mean).astype(block.dtype)
-    return mean.astype(block.dtype)
+        return np.array(block[0][::2, ::2])
+    first = block[0]
+    integer = np.issubdtype(first.dtype, np.integer)
+    y, x = first.shape
+    total = np.zeros(((y + 1) // 2, (x + 1) // 2), np.int64 if integer else np.float64)
+    for plane in block:
+        even = np.pad(plane, ((0, y % 2), (0, x % 2)), mode="edge") if (y | x) % 2 else plane
+        for dy, dx in ((0, 0), (0, 1), (1, 0), (1, 1)):
+            total += even[dy::2, dx::2]
+    count = 4 * len(block)
+    if integer:
+        total += count // 2  # integer division below then rounds half up, exactly
+        total //= count
+    else:
+        total /= count
+    return total.astype(first.dtype)
 
 
 def chunks_for(shape: Sequence[int]) -> tuple[int, int, int]:
@@ -100,14 +115,17 @@ def create_pyramid(
     return group
 
 
+def level_nm(level: Level, voxel_size: Sequence[float]) -> list[float]:
+    """The voxel size of `level` in nm (z, y, x)."""
+    return [float(v * s) for v, s in zip(voxel_size, level.scale, strict=True)]
+
+
 def ome_multiscales(levels: Sequence[Level], voxel_size: Sequence[float]) -> dict[str, Any]:
     axes = [{"name": name, "type": "space", "unit": "nanometer"} for name in "zyx"]
     datasets = [
         {
             "path": level.path,
-            "coordinateTransformations": [
-                {"type": "scale", "scale": [float(v * s) for v, s in zip(voxel_size, level.scale)]}
-            ],
+            "coordinateTransformations": [{"type": "scale", "scale": level_nm(level, voxel_size)}],
         }
         for level in levels
     ]
@@ -126,8 +144,8 @@ class PyramidWriter:
     ) -> None:
         self.levels = plan_levels(shape, voxel_size)
         self.labels = kind in LABEL_KINDS
-        group = create_pyramid(path, self.levels, dtype, kind, voxel_size)
-        self.arrays = [group[level.path] for level in self.levels]
+        create_pyramid(path, self.levels, dtype, kind, voxel_size)
+        self.arrays = [open_level(path, level.path, mode="r+") for level in self.levels]
         self.pending: list[list[np.ndarray]] = [[] for _ in self.levels]
         self.written = [0 for _ in self.levels]
 
@@ -144,8 +162,7 @@ class PyramidWriter:
                 self._flush(index + 1)
 
     def _flush(self, index: int) -> None:
-        block = np.stack(self.pending[index])
-        self.pending[index] = []
+        block, self.pending[index] = self.pending[index], []
         self._append(index, downsample(block, self.labels))
 
     def close(self) -> None:
@@ -155,6 +172,6 @@ class PyramidWriter:
                 self._flush(index)
 
 
-def open_level(path: Path, level: str = "0", mode: str = "r") -> zarr.Array:
-    array = zarr.open_array(str(path / level), mode=mode)  # type: ignore[arg-type]
-    return array
+def open_level(path: Path, level: str = "0", mode: AccessModeLiteral = "r") -> zarr.Array[Any]:
+    """One level of a layer's pyramid (`path` is the layer's `.zarr` folder)."""
+    return zarr.open_array(str(path / level), mode=mode)
