@@ -1,5 +1,14 @@
-"""Dojo, the multi-user proofreader: a Flask blueprint and Socket.IO namespace over unem.proofread.
+"""Dojo, the multi-user proofreader: an HTTP blueprint and a Socket.IO namespace, both thin
+adapters over `unem.proofread`; the browser client lives in `static/`."""
 
-The proofreader lands with its own issue; until then this package only marks its room
-in the layout (DESIGN.md §2).
-"""
+from __future__ import annotations
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    from dojo.sockets import dojo_namespace
+    from dojo.views import blueprint
+
+    app.register_blueprint(blueprint)
+    app.extensions["unem"].socketio.on_namespace(dojo_namespace())

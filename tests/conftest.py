@@ -165,7 +165,8 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
 
 
 def chromium_path() -> str | None:
-    for candidate in (os.environ.get("UNEM_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser"):
+    candidates = (os.environ.get("UNEM_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser")
+    for candidate in candidates:
         if candidate and Path(candidate).exists():
             return candidate
     return None

@@ -48,16 +48,17 @@ def hash_password(password: str) -> str:
 
 
 def verify_password(password: str, stored: str) -> bool:
+    """Whether `password` matches `stored`; a malformed hash never matches."""
     try:
         method, n, r, p, salt, digest = stored.split("$")
+        if method != "scrypt":
+            return False
+        actual = hashlib.scrypt(
+            password.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p)
+        )
+        return hmac.compare_digest(actual, bytes.fromhex(digest))
     except ValueError:
         return False
-    if method != "scrypt":
-        return False
-    actual = hashlib.scrypt(
-        password.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p)
-    )
-    return hmac.compare_digest(actual, bytes.fromhex(digest))
 
 
 def _user(row: dict[str, Any]) -> User:
@@ -89,8 +90,8 @@ def create_user(db: Database, name: str, role: str, password: str | None) -> Use
         "password_hash": hash_password(password) if password is not None else "",
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    user_id = db["users"].insert(row).last_pk
-    return User(id=int(user_id), name=name, role=role)
+    user_id = db.table("users").insert(row).last_pk
+    return User(id=int(str(user_id)), name=name, role=role)
 
 
 def ensure_admin(db: Database) -> User:
@@ -130,18 +131,32 @@ def authenticate(db: Database, name: str, password: str) -> User | None:
 
 
 def set_password(db: Database, name: str, password: str) -> None:
-    _check_password(password)
-    user = require_user(db, name)
-    db["users"].update(user.id, {"password_hash": hash_password(password)})
+    update_user(db, name, password=password)
 
 
 def set_role(db: Database, name: str, role: str) -> User:
+    return update_user(db, name, role=role)
+
+
+def update_user(
+    db: Database, name: str, *, role: str | None = None, password: str | None = None
+) -> User:
+    """Change a user's role and/or password: both are checked before either is written."""
     user = require_user(db, name)
-    _check_name_and_role(name, role)
-    if user.role == "admin" and role != "admin":
-        _refuse_removing_last_admin(db, user)
-    db["users"].update(user.id, {"role": role})
-    return User(id=user.id, name=name, role=role)
+    changes: dict[str, str] = {}
+    if role is not None and role != user.role:
+        _check_name_and_role(name, role)
+        if name == ADMIN_NAME:
+            raise BadInput("The launcher's admin account stays an admin.")
+        if user.role == "admin":
+            _refuse_removing_last_admin(db, user)
+        changes["role"] = role
+    if password is not None:
+        _check_password(password)
+        changes["password_hash"] = hash_password(password)
+    if changes:
+        db.table("users").update(user.id, changes)
+    return User(id=user.id, name=name, role=changes.get("role", user.role))
 
 
 def delete_user(db: Database, name: str) -> None:
@@ -150,7 +165,7 @@ def delete_user(db: Database, name: str) -> None:
         raise BadInput("The launcher's admin account cannot be deleted.")
     if user.role == "admin":
         _refuse_removing_last_admin(db, user)
-    db["users"].delete(user.id)
+    db.table("users").delete(user.id)
 
 
 def _refuse_removing_last_admin(db: Database, user: User) -> None:

@@ -6,6 +6,7 @@ and the command line. The CLI flags, the README's settings table and the tests a
 `SETTINGS`, so a new setting is added in one place only.
 """
 
+# ruff: noqa: RUF009  (`setting` only wraps dataclasses.field, so its defaults are not shared)
 from __future__ import annotations
 
 import dataclasses
@@ -20,6 +21,9 @@ from unem.errors import BadInput
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 ROLES_FOR_ANONYMOUS = ("none", "viewer")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off"})
 
 
 def setting(default: Any, help: str, *, flag: str | None = None) -> Any:
@@ -41,7 +45,8 @@ class Settings:
     )
     port: int = setting(8765, "Port of the server; a free one is chosen if it is taken.")
     open_browser: bool = setting(
-        True, "Open the browser on the admin URL at start-up (--no-browser: do not).",
+        True,
+        "Open the browser on the admin URL at start-up (--no-browser: do not).",
         flag="--no-browser",
     )
     import_roots: tuple[Path, ...] = setting(
@@ -68,17 +73,35 @@ def parse_value(name: str, raw: Any) -> Any:
     default = Settings.__dataclass_fields__[name].default
     try:
         if isinstance(default, bool):
-            return raw if isinstance(raw, bool) else str(raw).lower() in {"1", "true", "yes", "on"}
+            return parse_bool(raw)
         if isinstance(default, int):
-            return int(raw)
+            return parse_int(raw)
         if isinstance(default, Path):
             return Path(raw).expanduser()
         if isinstance(default, tuple):
             items = raw if isinstance(raw, list | tuple) else str(raw).split(os.pathsep)
             return tuple(Path(item).expanduser() for item in items if str(item))
-        return str(raw)
+        if not isinstance(raw, str):
+            raise TypeError(f"expected text, got {type(raw).__name__}")
+        return raw
     except (TypeError, ValueError) as error:
         raise BadInput(f"Setting {name!r} cannot be {raw!r}: {error}") from error
+
+
+def parse_bool(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    word = str(raw).strip().lower()
+    if word not in TRUE_WORDS | FALSE_WORDS:
+        raise ValueError(f"say one of {', '.join(sorted(TRUE_WORDS | FALSE_WORDS))}")
+    return word in TRUE_WORDS
+
+
+def parse_int(raw: Any) -> int:
+    # TOML `true` and `8765.5` would otherwise become 1 and 8765 without a word.
+    if isinstance(raw, bool) or not isinstance(raw, int | str):
+        raise TypeError(f"expected a whole number, got {type(raw).__name__}")
+    return int(raw)
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -112,8 +135,13 @@ def load_settings(
 
 
 def validate(settings: Settings) -> Settings:
+    """`settings` if they are consistent; BadInput naming the first problem otherwise."""
     if settings.anonymous_role not in ROLES_FOR_ANONYMOUS:
-        raise BadInput(f"anonymous_role must be one of {ROLES_FOR_ANONYMOUS}")
+        raise BadInput(f"anonymous_role must be one of {', '.join(ROLES_FOR_ANONYMOUS)}.")
+    if settings.log_level not in LOG_LEVELS:
+        raise BadInput(f"log_level must be one of {', '.join(LOG_LEVELS)}.")
+    if not 0 <= settings.port <= 65535:
+        raise BadInput(f"port must be between 0 and 65535, not {settings.port}.")
     if settings.anonymous_role != "none" and not is_loopback(settings.host):
         raise BadInput(
             f"anonymous_role={settings.anonymous_role!r} is refused on host {settings.host}: "

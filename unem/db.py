@@ -26,7 +26,7 @@ def open_database(path: Path) -> Database:
 
 @MIGRATIONS()
 def m001_datasets_layers_users(db: Database) -> None:
-    db["datasets"].create(
+    db.table("datasets").create(
         {
             "id": str,  # slug, immutable: the folder name under volumes/
             "name": str,
@@ -38,7 +38,7 @@ def m001_datasets_layers_users(db: Database) -> None:
         },
         pk="id",
     )
-    db["layers"].create(
+    db.table("layers").create(
         {
             "dataset_id": str,
             "name": str,
@@ -51,7 +51,7 @@ def m001_datasets_layers_users(db: Database) -> None:
         pk=("dataset_id", "name"),
         foreign_keys=[("dataset_id", "datasets", "id")],
     )
-    db["users"].create(
+    db.table("users").create(
         {
             "id": int,
             "name": str,
@@ -62,4 +62,11 @@ def m001_datasets_layers_users(db: Database) -> None:
         pk="id",
         not_null={"name", "role"},
     )
-    db["users"].create_index(["name"], unique=True)
+    db.table("users").create_index(["name"], unique=True)
+
+
+@MIGRATIONS()
+def m002_proofreading(db: Database) -> None:
+    from unem.proofread.schema import create_proofreading_tables
+
+    create_proofreading_tables(db)

@@ -18,10 +18,11 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from unem.db import open_database
-from unem.errors import PathRefused
+from unem.errors import BadInput, PathRefused
 
 FOLDERS = ("volumes", "jobs", "meshes", "models", "exports", "tmp")
 TMP_PREFIX = ".tmp-"
+MAX_LISTED = 500  # entries of one folder shown when browsing for an import
 
 
 class Workspace:
@@ -33,7 +34,7 @@ class Workspace:
         for folder in FOLDERS:
             (self.root / folder).mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self.db  # create and migrate at once, so errors surface at start-up
+        _ = self.db  # create and migrate at once, so errors surface at start-up
 
     @property
     def db(self) -> Database:
@@ -84,10 +85,43 @@ class Workspace:
         Relative paths are taken from the workspace. Symbolic links are followed before the
         check, so a link pointing out of the workspace is refused too.
         """
-        raw = Path(user_path).expanduser()
-        candidate = (raw if raw.is_absolute() else self.root / raw).resolve()
-        roots = (self.root, *self.import_roots) if allow_import_roots else (self.root,)
+        try:
+            raw = Path(user_path).expanduser()
+            candidate = (raw if raw.is_absolute() else self.root / raw).resolve()
+        except (OSError, RuntimeError, ValueError) as error:
+            # a NUL byte, an unknown ~user, a symlink loop: none of these names a readable path
+            raise PathRefused(f"{user_path!r} is not a usable path: {error}") from error
+        roots = self.readable_roots if allow_import_roots else (self.root,)
         if any(candidate == root or candidate.is_relative_to(root) for root in roots):
             return candidate
         allowed = ", ".join(str(r) for r in roots)
         raise PathRefused(f"{user_path} is outside the folders this server may read ({allowed}).")
+
+    @property
+    def readable_roots(self) -> tuple[Path, ...]:
+        """The folders users may name paths in: the workspace, then the import roots."""
+        return (self.root, *self.import_roots)
+
+    def list_folder(self, user_path: str | Path) -> list[Path]:
+        """Entries of an allowed folder, folders first; hidden ones and links out are left out."""
+        folder = self.resolve(user_path)
+        if not folder.is_dir():
+            raise BadInput(f"{user_path} is not a folder.")
+        try:
+            children = [p for p in folder.iterdir() if not p.name.startswith(".")]
+        except OSError as error:
+            raise BadInput(f"{user_path} cannot be read: {error.strerror}") from error
+        allowed = [p for p in children if self.allows(p)]
+        allowed.sort(key=lambda p: (not p.is_dir(), p.name.lower()))
+        return allowed[:MAX_LISTED]
+
+    def allowed_parent(self, folder: Path) -> Path | None:
+        """The parent of `folder` if users may browse it, else None (the top of a root)."""
+        return folder.parent if self.allows(folder.parent) else None
+
+    def allows(self, user_path: str | Path) -> bool:
+        try:
+            self.resolve(user_path)
+        except PathRefused:
+            return False
+        return True

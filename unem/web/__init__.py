@@ -9,19 +9,20 @@ from typing import Any
 from flask import Flask
 
 from unem import auth
-from unem.config import Settings, load_settings
+from unem.config import Settings, load_settings, validate
 from unem.volumes.datasets import list_datasets
 from unem.workspace import Workspace
 
 
 def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     """Build the app for `config` (Settings, or a mapping of setting overrides)."""
+    import dojo
     from unem.web import auth_views, datasets_api, errors, pages, users_api, vendor
     from unem.web.sockets import create_socketio
     from unem.web.state import AppState
     from unem.web.tasks import TaskRunner
 
-    settings = config if isinstance(config, Settings) else load_settings(config)
+    settings = validate(config) if isinstance(config, Settings) else load_settings(config)
     ws = Workspace(settings.workspace, settings.import_roots)
     ws.recover(d.id for d in list_datasets(ws))
     auth.ensure_admin(ws.db)
@@ -35,7 +36,8 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
         MAX_CONTENT_LENGTH=64 * 2**20,
     )
     socketio = create_socketio(app)
-    app.extensions["unem"] = AppState(settings, ws, auth.new_token(), socketio, TaskRunner(socketio))
-    for subsystem in (errors, auth_views, pages, datasets_api, users_api, vendor):
+    tasks = TaskRunner(app, socketio)
+    app.extensions["unem"] = AppState(settings, ws, auth.new_token(), socketio, tasks)
+    for subsystem in (errors, auth_views, pages, datasets_api, users_api, vendor, dojo):
         subsystem.init_app(app)
     return app

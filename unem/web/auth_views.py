@@ -6,7 +6,7 @@ import functools
 import hmac
 from collections.abc import Callable
 from typing import Any, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from flask import (
     Flask,
@@ -22,11 +22,19 @@ from flask import (
 from unem import auth
 from unem.config import is_loopback
 from unem.errors import Forbidden
-from unem.web.errors import error_response
+from unem.web.errors import error_response, is_api_path
 from unem.web.state import app_state, workspace
 
-PUBLIC_ENDPOINTS = {"static", "vendor.file", "auth.login", "auth.login_post", "api_health",
-                    "events_js"}
+PUBLIC_ENDPOINTS = {
+    "static",
+    "vendor.file",
+    "auth.login",
+    "auth.login_post",
+    "api_health",
+    "events_js",
+}
+# Methods a cross-site HTML form or a "simple" fetch can send. DELETE is absent on purpose:
+# browsers always preflight it, and we never answer a preflight, so it is not forgeable.
 MUTATING_METHODS = {"POST", "PUT", "PATCH"}
 ANONYMOUS = auth.User(id=0, name="anonymous", role="viewer")
 View = TypeVar("View", bound=Callable[..., Any])
@@ -84,11 +92,13 @@ def token_login() -> Response | None:
     token = request.args.get("token")
     if token is None:
         return None
-    if not hmac.compare_digest(token, app_state().admin_token):
+    # compared as bytes: compare_digest refuses non-ASCII str, and a visitor may send anything
+    if not hmac.compare_digest(token.encode(), app_state().admin_token.encode()):
         return None
     log_in(auth.ensure_admin(workspace().db))
-    rest = {k: v for k, v in request.args.items() if k != "token"}
-    return redirect(request.path + ("?" + urlencode(rest) if rest else ""))  # type: ignore[return-value]
+    rest = urlencode([(k, v) for k, v in request.args.items(multi=True) if k != "token"])
+    target = safe_next(request.path)
+    return redirect(target + ("?" + rest if rest else ""))  # type: ignore[return-value]
 
 
 def guard() -> Any:
@@ -98,21 +108,27 @@ def guard() -> Any:
         return response
     if request.endpoint in PUBLIC_ENDPOINTS:
         return None
-    if request.path.startswith("/api/") and request.method in MUTATING_METHODS:
-        if not request.is_json:
-            # A JSON body cannot be sent cross-site without a CORS preflight, which we never
-            # grant, so this also stops cross-site request forgery.
-            return error_response("Send a JSON body (Content-Type: application/json).", 415)
-    if current_user() is not None:
-        return None
-    if request.path.startswith("/api/"):
-        return error_response("Log in first.", 401)
-    return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+    is_api = is_api_path(request.path)
+    if current_user() is None:
+        if is_api:
+            return error_response("Log in first.", 401)
+        return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+    if is_api and request.method in MUTATING_METHODS and not request.is_json:
+        # A JSON body cannot be sent cross-site without a CORS preflight, which we never
+        # grant, so this also stops cross-site request forgery.
+        return error_response("Send a JSON body (Content-Type: application/json).", 415)
+    return None
 
 
 def safe_next(target: str | None) -> str:
     """Only redirect to paths of this server after login (never to another site)."""
-    if not target or not target.startswith("/") or target.startswith("//"):
+    if not target or not target.startswith("/"):
+        return "/"
+    # Browsers read "/\\evil.com" and "/<TAB>/evil.com" as "//evil.com", another site.
+    if "\\" in target or any(ord(c) < 32 or ord(c) == 127 for c in target):
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or target.startswith("//"):
         return "/"
     return target
 
@@ -133,8 +149,9 @@ def init_app(app: Flask) -> None:
         user = auth.authenticate(workspace().db, name, request.form.get("password", ""))
         if user is None:
             error = "Unknown user or wrong password."
-            return render_template("login.html", error=error, name=name,
-                                   next=safe_next(request.form.get("next"))), 401
+            return render_template(
+                "login.html", error=error, name=name, next=safe_next(request.form.get("next"))
+            ), 401
         log_in(user)
         return redirect(safe_next(request.form.get("next")))
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, request, send_file
 
-from unem.errors import BadInput, NotFound, PathRefused
+from unem.errors import BadInput, Conflict, NotFound
 from unem.volumes import datasets, export
 from unem.volumes.render import thumbnail_png
 from unem.volumes.sources import SLICE_SUFFIXES, StackSource, open_source
@@ -35,8 +35,11 @@ def user_name() -> str:
 
 def dataset_json(dataset: datasets.Dataset) -> dict[str, Any]:
     size = datasets.disk_usage(workspace().dataset_dir(dataset.id))
-    return {**dataset.to_json(), "size_bytes": size,
-            "thumbnail": f"/api/datasets/{dataset.id}/thumbnail"}
+    return {
+        **dataset.to_json(),
+        "size_bytes": size,
+        "thumbnail": f"/api/datasets/{dataset.id}/thumbnail",
+    }
 
 
 def notify_datasets_changed() -> None:
@@ -49,12 +52,16 @@ def open_layer_sources(layers: Any) -> dict[str, StackSource]:
         raise BadInput("Name at least the image stack: layers.image.path.")
     sources = {}
     for kind, spec in layers.items():
-        if not spec or not spec.get("path"):
+        if not spec:
             continue
         if kind not in datasets.LAYER_KINDS:
             raise BadInput(f"Unknown layer kind {kind!r}.")
+        if not isinstance(spec, dict) or not spec.get("path"):
+            raise BadInput(f"layers.{kind} must be an object with a path.")
         path = workspace().resolve(str(spec["path"]))
-        sources[kind] = open_source(path, spec.get("key") or None)
+        sources[kind] = open_source(path, str(spec.get("key") or "") or None)
+    if "image" not in sources:
+        raise BadInput("Name at least the image stack: layers.image.path.")
     return sources
 
 
@@ -72,11 +79,16 @@ def show(dataset_id: str) -> Any:
 @requires("admin")
 def import_stack() -> Any:
     data = body()
-    sources = open_layer_sources(data.get("layers"))
     name = str(data.get("name") or "").strip()
+    if not name:
+        raise BadInput("A dataset needs a name.")
+    sources = open_layer_sources(data.get("layers"))
     voxel = datasets.check_voxel_size(data.get("voxel_size") or (1, 1, 1))
     ws, user = workspace(), user_name()
-    datasets.check_shapes(sources)  # refuse mismatched stacks now, not half-way through
+    # Refuse what the headers already show to be wrong now, with a 400, not half-way through.
+    datasets.check_shapes(sources)
+    for kind, source in sources.items():
+        datasets.stored_dtype(kind, source)
 
     def work(progress: Any) -> dict[str, Any]:
         dataset = datasets.import_dataset(ws, name, sources, voxel, user, progress)
@@ -97,7 +109,8 @@ def create_demo() -> Any:
     def work(progress: Any) -> dict[str, Any]:
         dataset = create_demo_dataset(ws, user, progress)
         notify_datasets_changed()
-        return dataset.to_json()
+        result: dict[str, Any] = dataset.to_json()
+        return result
 
     task = app_state().tasks.start("demo", "Create demo dataset", user, work)
     return task.to_json(), 202
@@ -120,7 +133,7 @@ def delete(dataset_id: str) -> Any:
 
 
 @blueprint.get("/datasets/<dataset_id>/thumbnail")
-def thumbnail(dataset_id: str) -> Response:
+def thumbnail(dataset_id: str) -> Any:
     dataset = datasets.get_dataset(workspace(), dataset_id)
     png = thumbnail_png(dataset)
     response = Response(png, mimetype="image/png")
@@ -139,6 +152,8 @@ def export_layer(dataset_id: str) -> Any:
     if fmt not in export.FORMATS:
         raise BadInput(f"Unknown format {fmt!r}; choose one of {', '.join(export.FORMATS)}.")
     target = export.default_target(workspace().exports, dataset_id, layer, fmt)
+    if target.exists():
+        raise Conflict(f"{target.name} was already exported; download it from the exports.")
 
     def work(progress: Any) -> dict[str, Any]:
         written = export.export_layer(layer, fmt, target, progress)
@@ -151,13 +166,14 @@ def export_layer(dataset_id: str) -> Any:
 @blueprint.get("/exports")
 def list_exports() -> Any:
     folder = workspace().exports
-    names = sorted(p.name for p in folder.iterdir()
-                   if not p.name.startswith(".") and p.suffix != ".zip")
+    names = sorted(
+        p.name for p in folder.iterdir() if not p.name.startswith(".") and p.suffix != ".zip"
+    )
     return {"exports": [{"name": n, "download": f"/api/exports/{n}"} for n in names]}
 
 
 @blueprint.get("/exports/<name>")
-def download_export(name: str) -> Response:
+def download_export(name: str) -> Any:
     path = workspace().resolve(Path("exports") / name, allow_import_roots=False)
     if path.parent != workspace().exports or not path.exists() or name.startswith("."):
         raise NotFound(f"No export named {name!r}.")
@@ -173,35 +189,38 @@ def list_tasks() -> Any:
 
 def folder_entry(path: Path) -> dict[str, Any]:
     is_dir = path.is_dir()
-    stack = (path.suffix.lower() in STACK_FILE_SUFFIXES | SLICE_SUFFIXES) if not is_dir else (
-        path.suffix == ".zarr" or any(p.suffix.lower() in SLICE_SUFFIXES for p in path.iterdir())
-    )
-    return {"name": path.name, "path": str(path), "dir": is_dir, "stack": stack}
+    return {"name": path.name, "path": str(path), "dir": is_dir, "stack": looks_like_stack(path)}
 
 
-def allowed_parent(folder: Path) -> str | None:
+def looks_like_stack(path: Path) -> bool:
+    if not path.is_dir():
+        return path.suffix.lower() in STACK_FILE_SUFFIXES | SLICE_SUFFIXES
+    if path.suffix == ".zarr":
+        return True
     try:
-        return str(workspace().resolve(folder.parent))
-    except PathRefused:
-        return None
+        return any(p.suffix.lower() in SLICE_SUFFIXES for p in path.iterdir())
+    except OSError:  # unreadable: listed, but not offered as a stack
+        return False
 
 
 @blueprint.get("/fs")
 @requires("admin")
 def browse() -> Any:
     """The folders an admin may import from, or the entries of one of them."""
-    state = app_state()
-    raw = request.args.get("path")
+    ws, raw = workspace(), request.args.get("path")
     if not raw:
-        roots = [state.workspace.root, *state.workspace.import_roots]
-        return {"path": None, "parent": None, "entries": [folder_entry(r) for r in roots]}
-    folder = state.workspace.resolve(raw)
-    if not folder.is_dir():
-        raise BadInput(f"{raw} is not a folder.")
-    children = sorted((p for p in folder.iterdir() if not p.name.startswith(".")),
-                      key=lambda p: (not p.is_dir(), p.name.lower()))
-    return {"path": str(folder), "parent": allowed_parent(folder),
-            "entries": [folder_entry(p) for p in children[:500]]}
+        return {
+            "path": None,
+            "parent": None,
+            "entries": [folder_entry(r) for r in ws.readable_roots],
+        }
+    folder = ws.resolve(raw)
+    parent = ws.allowed_parent(folder)
+    return {
+        "path": str(folder),
+        "parent": str(parent) if parent else None,
+        "entries": [folder_entry(p) for p in ws.list_folder(folder)],
+    }
 
 
 def init_app(app: Flask) -> None:

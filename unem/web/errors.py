@@ -16,8 +16,13 @@ def error_response(message: str, status: int, detail: object = None) -> tuple[Re
     return jsonify({"error": message, "detail": detail}), status
 
 
+def is_api_path(path: str) -> bool:
+    """JSON API paths: `/api/...` and each tool's `/<tool>/api/...` (e.g. `/dojo/api/...`)."""
+    return "api" in path.split("/")[1:3]
+
+
 def wants_json() -> bool:
-    return request.path.startswith("/api/") or request.is_json
+    return is_api_path(request.path) or request.is_json
 
 
 def init_app(app: Flask) -> None:
@@ -26,7 +31,7 @@ def init_app(app: Flask) -> None:
         return error_response(error.message, error.status, error.detail)
 
     @app.errorhandler(HTTPException)
-    def http_error(error: HTTPException) -> object:
+    def http_error(error: HTTPException) -> HTTPException | tuple[Response, int]:
         if not wants_json():
             return error
         return error_response(error.description or error.name, error.code or 500)

@@ -6,6 +6,7 @@ import json
 
 NAMESPACES = {
     "DATASETS": "/datasets",  # the home page: imports, exports, demo creation, dataset list
+    "DOJO": "/dojo",  # the proofreader: a room per dataset
 }
 EVENTS = {
     # payload {id, kind, title, state, step, total, message, user}
@@ -16,6 +17,45 @@ EVENTS = {
     "TASK_FAILED": "task:failed",
     # payload {}: a dataset was added, renamed or deleted; clients refetch /api/datasets
     "DATASETS_CHANGED": "datasets:changed",
+    # ---- /dojo, client → server (each answers through the Socket.IO acknowledgement);
+    # the names are the handlers' names in dojo/sockets.py (on_<name>) ----
+    # {dataset, version} → {ok, version, edits (missed since version), presence, locks, marks}
+    "DOJO_JOIN": "join",
+    # {dataset, kind, params, txid, base_version} → {ok, edit} or {ok: false, error, detail}
+    "DOJO_EDIT": "edit",
+    # {dataset, kind, params} → {ok, box, mask (base64 bits of the voxels that would change)}
+    "DOJO_PREVIEW": "preview",
+    # {dataset, txid} → {ok, edit}: undo / redo the caller's own last edit
+    "DOJO_UNDO": "undo",
+    "DOJO_REDO": "redo",
+    # {dataset, version, txid} → {ok, edit}: a new edit restoring the state at `version`
+    "DOJO_REVERT": "revert",
+    # {dataset, since} → {ok, edits}: catch up after a disconnect
+    "DOJO_SINCE": "since",
+    # {dataset} → {ok, id}: a fresh segment id to paint with
+    "DOJO_NEW_ID": "new_id",
+    # {dataset, segment, locked} → {ok}; broadcast DOJO_LOCKS
+    "DOJO_LOCK": "lock",
+    # {dataset, segment, name} → {ok}; broadcast DOJO_SEGMENT
+    "DOJO_RENAME": "rename",
+    # {dataset, z, y, x, note} / {dataset, id, note?, resolved?} / {dataset, id} → {ok, mark}
+    "DOJO_MARK_ADD": "mark_add",
+    "DOJO_MARK_UPDATE": "mark_update",
+    "DOJO_MARK_DELETE": "mark_delete",
+    # {dataset, z, y, x}: where the caller's cursor is (no answer)
+    "DOJO_CURSOR": "cursor",
+    # ---- /dojo, server → the dataset's room ----
+    # a committed edit {version, user, time, kind, payload, mapping {fragment: segment},
+    # box [z0, y0, x0, z1, y1, x1] or null, segments, undo_of}; the author receives it too
+    "DOJO_EDITED": "edited",
+    # {locks: {segment: user}}
+    "DOJO_LOCKS": "locks",
+    # {id, name}
+    "DOJO_SEGMENT": "segment",
+    # {marks: [...]}
+    "DOJO_MARKS": "marks",
+    # {users: [{sid, user, colour, cursor: {z, y, x} | null}]}
+    "DOJO_PRESENCE": "presence",
 }
 
 

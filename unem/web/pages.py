@@ -16,8 +16,9 @@ blueprint = Blueprint("pages", __name__)
 
 @blueprint.get("/")
 def home() -> str:
-    return render_template("home.html", user=current_user(), missing=missing_files(),
-                           version=__version__)
+    return render_template(
+        "home.html", user=current_user(), missing=missing_files(), version=__version__
+    )
 
 
 @blueprint.get("/users")

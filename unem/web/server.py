@@ -58,14 +58,23 @@ def serve(settings: Settings) -> int:
     state: AppState = app.extensions["unem"]
     port = free_port(settings.host, settings.port)
     url = admin_url(settings.host, port, state.admin_token)
-    print(f"UNEM {settings.workspace} is served at\n\n    {url}\n\n"
-          "Open that link to log in as admin. Press Ctrl-C to stop.", flush=True)
+    print(
+        f"UNEM {settings.workspace} is served at\n\n    {url}\n\n"
+        "Open that link to log in as admin. Press Ctrl-C to stop.",
+        flush=True,
+    )
     if settings.open_browser:
         threading.Timer(0.5, webbrowser.open, args=(url,)).start()
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
-        state.socketio.run(app, host=settings.host, port=port, allow_unsafe_werkzeug=True,
-                           use_reloader=False, log_output=settings.log_level == "debug")
+        state.socketio.run(
+            app,
+            host=settings.host,
+            port=port,
+            allow_unsafe_werkzeug=True,
+            use_reloader=False,
+            log_output=settings.log_level == "debug",
+        )
     except KeyboardInterrupt:
         pass
     finally:

@@ -11,7 +11,7 @@ from unem.web.auth_views import socket_user
 from unem.web.events import NAMESPACES
 
 
-class AuthenticatedNamespace(Namespace):
+class AuthenticatedNamespace(Namespace):  # type: ignore[misc]  # flask_socketio is untyped
     """A namespace that refuses connections without a logged-in user allowed to view."""
 
     def on_connect(self, auth: Any = None) -> None:

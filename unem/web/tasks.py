@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from flask import Flask
 from flask_socketio import SocketIO
 
 from unem.errors import UnemError
@@ -45,21 +46,25 @@ class Task:
 
 
 class TaskRunner:
-    def __init__(self, socketio: SocketIO) -> None:
+    def __init__(self, app: Flask, socketio: SocketIO) -> None:
+        self.app = app
         self.socketio = socketio
         self.tasks: dict[int, Task] = {}
         self.ids = itertools.count(1)
         self.lock = threading.Lock()
 
-    def start(self, kind: str, title: str, user: str,
-              work: Callable[[Progress], Any]) -> Task:
-        """Run `work(progress)` in a thread; its return value becomes the task's result."""
+    def start(self, kind: str, title: str, user: str, work: Callable[[Progress], Any]) -> Task:
+        """Run `work(progress)` in a thread; its return value becomes the task's result.
+
+        `work` runs inside an app context, so it may use `app_state()` like a view does.
+        """
         task = Task(next(self.ids), kind, title, user)
         with self.lock:
             self.tasks[task.id] = task
             self._forget_old()
-        threading.Thread(target=self._run, args=(task, work), daemon=True,
-                         name=f"task-{task.id}").start()
+        threading.Thread(
+            target=self._run, args=(task, work), daemon=True, name=f"task-{task.id}"
+        ).start()
         return task
 
     def list(self) -> list[Task]:
@@ -73,7 +78,8 @@ class TaskRunner:
 
     def _run(self, task: Task, work: Callable[[Progress], Any]) -> None:
         try:
-            task.result = work(self._reporter(task))
+            with self.app.app_context():
+                task.result = work(self._reporter(task))
             task.state = "done"
             self._emit(EVENTS["TASK_DONE"], task)
         except UnemError as error:

@@ -24,20 +24,27 @@ def list_all() -> Any:
 @requires("admin")
 def create() -> Any:
     data = body()
-    user = auth.create_user(workspace().db, str(data.get("name", "")),
-                            str(data.get("role", "proofreader")), str(data.get("password", "")))
+    user = auth.create_user(
+        workspace().db,
+        str(data.get("name", "")),
+        str(data.get("role", "proofreader")),
+        str(data.get("password", "")),
+    )
     return user.to_json(), 201
 
 
 @blueprint.patch("/users/<name>")
 @requires("admin")
 def update(name: str) -> Any:
-    data, db = body(), workspace().db
-    if "password" in data:
-        auth.set_password(db, name, str(data["password"]))
-    if "role" in data:
-        auth.set_role(db, name, str(data["role"]))
-    return auth.require_user(db, name).to_json()
+    data = body()
+    role, password = data.get("role"), data.get("password")
+    user = auth.update_user(
+        workspace().db,
+        name,
+        role=None if role is None else str(role),
+        password=None if password is None else str(password),
+    )
+    return user.to_json()
 
 
 @blueprint.delete("/users/<name>")
