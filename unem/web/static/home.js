@@ -12,6 +12,12 @@ function shapeText(shape) {
   return shape.join(" × ");
 }
 
+function addedText(isoTime) {
+  const time = new Date(isoTime);
+  if (Number.isNaN(time.getTime())) return isoTime;
+  return time.toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
+}
+
 function datasetCard(dataset) {
   const layers = dataset.layers.map((l) => l.name).join(", ");
   const [vz, vy, vx] = dataset.voxel_size;
@@ -20,11 +26,11 @@ function datasetCard(dataset) {
                      alt: `middle slice of ${dataset.name}`, class: "thumb", loading: "lazy" }),
     element("h3", {}, dataset.name),
     element("dl", {},
-      element("dt", {}, "Size"), element("dd", {}, `${shapeText(dataset.shape)} voxels (z × y × x)`),
-      element("dt", {}, "Voxel"), element("dd", {}, `${vz} × ${vy} × ${vx} nm`),
+      element("dt", {}, "Voxels"), element("dd", { title: "z × y × x" }, shapeText(dataset.shape)),
+      element("dt", {}, "Voxel size"), element("dd", { title: "z × y × x" }, `${vz} × ${vy} × ${vx} nm`),
       element("dt", {}, "Layers"), element("dd", {}, layers),
       element("dt", {}, "On disk"), element("dd", {}, formatBytes(dataset.size_bytes)),
-      element("dt", {}, "Added"), element("dd", {}, `${dataset.created_at.replace("T", " ")} by ${dataset.created_by}`)));
+      element("dt", {}, "Added"), element("dd", {}, `${addedText(dataset.created_at)} by ${dataset.created_by}`)));
 }
 
 async function refreshDatasets() {
@@ -118,12 +124,14 @@ function setupBrowser(form) {
     where.textContent = current || "Folders this server may read";
     const items = [];
     if (listing.parent) items.push(entryItem({ name: "..", path: listing.parent, dir: true }));
-    items.push(...listing.entries.map(entryItem));
+    // The roots are shown by their full path: "data" alone does not say which folder it is.
+    items.push(...listing.entries.map((entry) => entryItem(entry, !listing.path)));
     list.replaceChildren(...items);
   }
 
-  function entryItem(entry) {
-    const label = `${entry.dir ? "📁" : "📄"} ${entry.name}${entry.stack ? "  (stack)" : ""}`;
+  function entryItem(entry, fullPath = false) {
+    const name = fullPath ? entry.path : entry.name;
+    const label = `${entry.dir ? "📁" : "📄"} ${name}${entry.stack ? "  (stack)" : ""}`;
     return element("li", {},
       element("button", { type: "button", class: "link", onclick: () => {
         // A folder is opened, except a Zarr store, which is a stack to import like a file.
