@@ -70,3 +70,9 @@ def m002_proofreading(db: Database) -> None:
     from unem.proofread.schema import create_proofreading_tables
 
     create_proofreading_tables(db)
+
+
+@MIGRATIONS()
+def m003_dataset_size(db: Database) -> None:
+    """The size on disk, measured once at import, so listing never walks the chunks."""
+    db.table("datasets").add_column("size_bytes", int)

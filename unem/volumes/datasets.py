@@ -74,6 +74,7 @@ class Dataset:
     created_at: str
     created_by: str
     layers: dict[str, Layer] = field(default_factory=dict)
+    size_bytes: int = 0  # on disk, measured at import (so listing never walks the chunks)
 
     def layer(self, name: str) -> Layer:
         if name not in self.layers:
@@ -90,6 +91,7 @@ class Dataset:
             "created_at": self.created_at,
             "created_by": self.created_by,
             "layers": [layer.to_json() for layer in self.layers.values()],
+            "size_bytes": self.size_bytes,
         }
 
 
@@ -253,15 +255,14 @@ def write_layer(
     on_slice: Callable[[int], object] | None = None,
 ) -> list[Level]:
     """Write `source` as the pyramid of one layer at `path`, slice by slice."""
-    writer = PyramidWriter(path, source.shape, dtype, kind, voxel_size)
     try:
-        for z in range(source.shape[0]):
-            writer.write(convert_slice(source.read(z), kind, dtype, source.where(z)))
-            if on_slice is not None:
-                on_slice(z + 1)
+        with PyramidWriter(path, source.shape, dtype, kind, voxel_size) as writer:
+            for z in range(source.shape[0]):
+                writer.write(convert_slice(source.read(z), kind, dtype, source.where(z)))
+                if on_slice is not None:
+                    on_slice(z + 1)
     finally:
         source.close()  # a failed import must not keep the user's file open
-    writer.close()
     return writer.levels
 
 
@@ -281,10 +282,11 @@ def register(
     name cannot take it while this one was writing.
     """
     target: Path | None = None
+    size_bytes = disk_usage(tmp)
     try:
         with ws.db.atomic():
             dataset_id = unique_id(ws, name)
-            insert_rows(ws, dataset_id, name, shape, voxel, sources, dtypes, user)
+            insert_rows(ws, dataset_id, name, shape, voxel, sources, dtypes, user, size_bytes)
             # Renamed last, inside the transaction: if the rename fails the rows roll back;
             # if the process dies after it, recovery finds the folder without rows.
             target = ws.dataset_dir(dataset_id)
@@ -305,6 +307,7 @@ def insert_rows(
     sources: Mapping[str, StackSource],
     dtypes: Mapping[str, str],
     user: str,
+    size_bytes: int,
 ) -> None:
     now = datetime.now(UTC).isoformat(timespec="seconds")
     levels = json.dumps([level.to_json() for level in plan_levels(shape, voxel)])
@@ -317,6 +320,7 @@ def insert_rows(
             "source": sources["image"].description,
             "created_at": now,
             "created_by": user,
+            "size_bytes": size_bytes,
         }
     )
     for kind, dtype in dtypes.items():
@@ -353,6 +357,7 @@ def _dataset_from_row(ws: Workspace, row: dict[str, Any]) -> Dataset:
         created_at=row["created_at"],
         created_by=row["created_by"],
         layers=layers,
+        size_bytes=int(row.get("size_bytes") or 0),
     )
 
 

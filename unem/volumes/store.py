@@ -9,14 +9,18 @@ The group also carries OME-NGFF `multiscales` metadata so other viewers can open
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import zarr
-from zarr.core.common import AccessModeLiteral
+
+if TYPE_CHECKING:  # zarr is imported where arrays are opened: the server starts faster
+    import zarr
+    from zarr.core.common import AccessModeLiteral
 
 TILE = 512  # chunk edge in y and x: a Dojo tile reads exactly one chunk
 TOP_LEVEL_MAX = 256  # build levels until the whole slice fits in this many pixels
@@ -101,6 +105,8 @@ def create_pyramid(
     voxel_size: Sequence[float],
 ) -> zarr.Group:
     """Create the empty arrays of a layer's pyramid (fill value 0: an empty layer costs nothing)."""
+    import zarr
+
     group = zarr.open_group(str(path), mode="w")
     for level in levels:
         group.create_array(
@@ -132,11 +138,58 @@ def ome_multiscales(levels: Sequence[Level], voxel_size: Sequence[float]) -> dic
     return {"version": "0.4", "axes": axes, "datasets": datasets}
 
 
+BLOCK_BYTES = 4 * 2**20  # slices are written to Zarr in blocks of about this size
+
+
+class BlockWriter:
+    """Write (array, z0, block) jobs on one background thread, at most two in flight.
+
+    Compression and file writes then overlap with reading and downsampling the next
+    slices; the bounded queue keeps memory flat. An error is raised again in `put` or
+    `close`, so a failed write stops the import.
+    """
+
+    def __init__(self) -> None:
+        self.jobs: queue.Queue[tuple[Any, int, np.ndarray] | None] = queue.Queue(maxsize=2)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="zarr-writer", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (job := self.jobs.get()) is not None:
+            if self.error is None:
+                array, z0, block = job
+                try:
+                    array[z0:z0 + len(block)] = block
+                except BaseException as error:  # handed to the importing thread
+                    self.error = error
+
+    def put(self, array: Any, z0: int, block: np.ndarray) -> None:
+        self._raise()
+        self.jobs.put((array, z0, block))
+
+    def close(self) -> None:
+        self.jobs.put(None)
+        self.thread.join()
+        self._raise()
+
+    def abort(self) -> None:
+        """Stop after the queued jobs without raising (the caller is already failing)."""
+        self.error = self.error or RuntimeError("aborted")
+        self.jobs.put(None)
+        self.thread.join()
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+
 class PyramidWriter:
     """Write a layer slice by slice, building every pyramid level on the way.
 
-    Memory holds at most one slice per level (two where z is halved), so a stack of any
-    length imports with bounded memory.
+    Each level gathers its slices into blocks of about BLOCK_BYTES, written by a
+    background thread; memory holds at most a few blocks per level whatever the stack's
+    length, so a stack larger than memory imports with bounded memory.
     """
 
     def __init__(
@@ -147,31 +200,62 @@ class PyramidWriter:
         create_pyramid(path, self.levels, dtype, kind, voxel_size)
         self.arrays = [open_level(path, level.path, mode="r+") for level in self.levels]
         self.pending: list[list[np.ndarray]] = [[] for _ in self.levels]
+        self.blocks: list[list[np.ndarray]] = [[] for _ in self.levels]
         self.written = [0 for _ in self.levels]
+        self.block_slices = [self._slices_per_block(level, dtype) for level in self.levels]
+        self.writer = BlockWriter()
+
+    @staticmethod
+    def _slices_per_block(level: Level, dtype: str) -> int:
+        slice_bytes = level.shape[1] * level.shape[2] * np.dtype(dtype).itemsize
+        return max(1, BLOCK_BYTES // max(slice_bytes, 1))
 
     def write(self, slice_2d: np.ndarray) -> None:
         """Append the next slice of full resolution."""
         self._append(0, slice_2d)
 
     def _append(self, index: int, slice_2d: np.ndarray) -> None:
-        self.arrays[index][self.written[index]] = slice_2d
-        self.written[index] += 1
+        self.blocks[index].append(slice_2d)
+        if len(self.blocks[index]) == self.block_slices[index]:
+            self._write_block(index)
         if index + 1 < len(self.levels):
             self.pending[index + 1].append(slice_2d)
             if len(self.pending[index + 1]) == z_factor(self.levels, index + 1):
                 self._flush(index + 1)
 
+    def _write_block(self, index: int) -> None:
+        block, self.blocks[index] = np.stack(self.blocks[index]), []
+        self.writer.put(self.arrays[index], self.written[index], block)
+        self.written[index] += len(block)
+
     def _flush(self, index: int) -> None:
         block, self.pending[index] = self.pending[index], []
         self._append(index, downsample(block, self.labels))
 
+    def __enter__(self) -> PyramidWriter:
+        return self
+
+    def __exit__(self, kind: object, error: object, traceback: object) -> None:
+        if error is None:
+            self.close()
+        else:
+            self.writer.abort()
+
     def close(self) -> None:
-        """Write what is left when the slice count is not a multiple of the z factors."""
-        for index in range(1, len(self.levels)):
-            if self.pending[index]:
-                self._flush(index)
+        """Write what is left: partial blocks, and slices short of a full z factor."""
+        try:
+            for index in range(1, len(self.levels)):
+                if self.pending[index]:
+                    self._flush(index)
+            for index in range(len(self.levels)):
+                if self.blocks[index]:
+                    self._write_block(index)
+        finally:
+            self.writer.close()
 
 
 def open_level(path: Path, level: str = "0", mode: AccessModeLiteral = "r") -> zarr.Array[Any]:
     """One level of a layer's pyramid (`path` is the layer's `.zarr` folder)."""
+    import zarr
+
     return zarr.open_array(str(path / level), mode=mode)

@@ -34,10 +34,8 @@ def user_name() -> str:
 
 
 def dataset_json(dataset: datasets.Dataset) -> dict[str, Any]:
-    size = datasets.disk_usage(workspace().dataset_dir(dataset.id))
     return {
         **dataset.to_json(),
-        "size_bytes": size,
         "thumbnail": f"/api/datasets/{dataset.id}/thumbnail",
     }
 
