@@ -9,8 +9,8 @@ from flask import Blueprint, Response, render_template, request
 from unem.errors import BadInput
 from unem.proofread import edits, mapping, marks, segments
 from unem.volumes import tiles
-from unem.volumes.store import TILE
 from unem.volumes.datasets import Dataset, get_dataset
+from unem.volumes.store import TILE
 from unem.web.auth_views import current_user
 from unem.web.state import workspace
 

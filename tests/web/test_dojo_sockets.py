@@ -17,6 +17,7 @@ import socketio
 import zarr
 
 from tests.conftest import LiveServer, start_server, stop_server
+from tests.web.conftest import SocketClient
 from unem.web.events import EVENTS, NAMESPACES
 
 DOJO = NAMESPACES["DOJO"]
@@ -54,7 +55,7 @@ class Peer:
         self.dataset = dataset
         self.edits: list[dict[str, Any]] = []
         self.arrived = threading.Condition()
-        self.client = socketio.Client(reconnection=False)
+        self.client = SocketClient()
         self.client.on(EVENTS["DOJO_EDITED"], self._on_edit, namespace=DOJO)
         cookie = "; ".join(f"{k}={v}" for k, v in session.cookies.items())
         self.client.connect(
@@ -113,7 +114,7 @@ def largest_segments(
 
 def test_unauthenticated_socket_is_refused(dojo_server) -> None:  # type: ignore[no-untyped-def]
     server, _, _ = dojo_server
-    client = socketio.Client(reconnection=False)
+    client = SocketClient()
     with pytest.raises(socketio.exceptions.ConnectionError):
         client.connect(server.base, namespaces=[DOJO], transports=["websocket"])
 

@@ -6,12 +6,12 @@ The web layer passes the JSON it received; a bad request becomes a BadInput mess
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from unem.errors import BadInput
-from unem.proofread import tools
 from unem.proofread.edits import ChangeMaker
 
 Point2 = tuple[int, int]
@@ -54,6 +54,7 @@ class SplitLineParams(Params):
     z: int = Field(ge=0)
     points: list[Point2] = Field(min_length=2, max_length=10_000)
     band: float = Field(default=4.0, ge=1, le=64)
+    segment: int | None = Field(default=None, gt=0)  # the selected segment, if any
 
 
 class CutParams(Params):
@@ -69,15 +70,18 @@ class SplitFragmentsParams(Params):
     seeds_b: list[int] = Field(min_length=1)
 
 
-EDIT_KINDS: dict[str, tuple[type[Params], Callable[[Any], ChangeMaker]]] = {
-    "merge": (MergeParams, lambda p: tools.merge(p.segments)),
-    "paint": (PaintParams, lambda p: tools.paint(p.z, p.points, p.radius, p.segment, p.only_on)),
-    "erase": (EraseParams, lambda p: tools.paint(p.z, p.points, p.radius, 0, p.only_on)),
-    "fill": (FillParams, lambda p: tools.fill(p.z, p.y, p.x, p.segment, p.depth, p.radius)),
-    "split_line": (SplitLineParams, lambda p: tools.split_line(p.z, p.points, p.band)),
-    "cut": (CutParams, lambda p: tools.cut(p.segment, p.seeds_a, p.seeds_b, p.margin)),
+# Each kind: its schema, and how to build its tool from `unem.proofread.tools` (imported on
+# the first edit, not at start-up: it pulls in scipy and scikit-image).
+EDIT_KINDS: dict[str, tuple[type[Params], Callable[[ModuleType, Any], ChangeMaker]]] = {
+    "merge": (MergeParams, lambda t, p: t.merge(p.segments)),
+    "paint": (PaintParams, lambda t, p: t.paint(p.z, p.points, p.radius, p.segment, p.only_on)),
+    "erase": (EraseParams, lambda t, p: t.paint(p.z, p.points, p.radius, 0, p.only_on)),
+    "fill": (FillParams, lambda t, p: t.fill(p.z, p.y, p.x, p.segment, p.depth, p.radius)),
+    "split_line": (SplitLineParams,
+                   lambda t, p: t.split_line(p.z, p.points, p.band, segment=p.segment)),
+    "cut": (CutParams, lambda t, p: t.cut(p.segment, p.seeds_a, p.seeds_b, p.margin)),
     "split_fragments": (SplitFragmentsParams,
-                        lambda p: tools.split_fragments(p.segment, p.seeds_a, p.seeds_b)),
+                        lambda t, p: t.split_fragments(p.segment, p.seeds_a, p.seeds_b)),
 }
 PREVIEW_KINDS = frozenset({"split_line", "cut", "split_fragments"})
 
@@ -92,4 +96,6 @@ def parse_edit(kind: str, params: Any) -> tuple[dict[str, Any], ChangeMaker]:
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
         raise BadInput(f"Bad {kind} request: {problems}") from error
-    return parsed.model_dump(), tool(parsed)
+    from unem.proofread import tools
+
+    return parsed.model_dump(), tool(tools, parsed)
