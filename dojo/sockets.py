@@ -238,6 +238,11 @@ class DojoNamespace(AuthenticatedNamespace):
         self._broadcast_marks(data["dataset"])
         return {}
 
+    @answered
+    def on_ping(self, data: dict[str, Any]) -> dict[str, Any]:
+        acting_user("view")
+        return {"echo": data}
+
     def on_cursor(self, data: Any) -> None:
         if not isinstance(data, dict) or not isinstance(data.get("dataset"), str):
             return

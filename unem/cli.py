@@ -211,14 +211,13 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from unem.volumes.datasets import get_dataset
-    from unem.volumes.export import export_layer
+    from unem.proofread.exporting import export_current
 
     ws = workspace_from(args)
-    layer = get_dataset(ws, args.dataset).layer(args.layer)
     target = with_bar(
         f"export {args.dataset}/{args.layer}",
-        lambda bar: export_layer(layer, args.format, args.out.resolve(), bar),
+        lambda bar: export_current(ws, args.dataset, args.layer, args.format,
+                                   args.out.resolve(), bar),
     )
     print(f"Wrote {target}")
     return 0

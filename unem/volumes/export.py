@@ -9,7 +9,8 @@ from __future__ import annotations
 import shutil
 import uuid
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -34,18 +35,35 @@ FORMATS = {
 SUFFIXES = {"tiff-multipage": ".tif", "hdf5": ".h5", "npy": ".npy", "npz": ".npz", "zarr": ".zarr"}
 
 
-def layer_slices(layer: Layer) -> Iterator[np.ndarray]:
-    """The layer's full-resolution slices, as a user should see them."""
+def relabelled(array: np.ndarray, relabel: Mapping[int, int]) -> np.ndarray:
+    """`array` with each id replaced through `relabel` (ids not in it stay as they are)."""
+    ids, inverse = np.unique(array, return_inverse=True)
+    mapped = np.array([relabel.get(i, i) for i in ids.tolist()], dtype=array.dtype)
+    result: np.ndarray = mapped[inverse].reshape(array.shape)
+    return result
+
+
+def layer_slices(layer: Layer, relabel: Mapping[int, int] | None = None) -> Iterator[np.ndarray]:
+    """The layer's full-resolution slices, as a user should see them: with `relabel` (the
+    fragment → segment mapping of a proofread segmentation) applied."""
     array = open_level(layer.path)
     for z in range(layer.shape[0]):
-        yield np.asarray(array[z])
+        data = np.asarray(array[z])
+        yield relabelled(data, relabel) if relabel else data
 
 
 def default_target(folder: Path, dataset_id: str, layer: Layer, fmt: str) -> Path:
-    return folder / f"{dataset_id}-{layer.name}{SUFFIXES.get(fmt, '')}"
+    """A new name in `folder`, stamped with the time: each export of a layer as it is now."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = f"{dataset_id}-{layer.name}-{fmt}-{stamp}"
+    target, n = folder / f"{base}{SUFFIXES.get(fmt, '')}", 2
+    while target.exists() or target.with_name(target.name + ".zip").exists():
+        target, n = folder / f"{base}-{n}{SUFFIXES.get(fmt, '')}", n + 1
+    return target
 
 
-def export_layer(layer: Layer, fmt: str, target: Path, progress: Progress = no_progress) -> Path:
+def export_layer(layer: Layer, fmt: str, target: Path, progress: Progress = no_progress,
+                 relabel: Mapping[int, int] | None = None) -> Path:
     """Write `layer` to `target` in format `fmt`; refuse to overwrite anything."""
     if fmt not in FORMATS:
         raise BadInput(f"Unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}.")
@@ -54,11 +72,11 @@ def export_layer(layer: Layer, fmt: str, target: Path, progress: Progress = no_p
     if not target.parent.is_dir():
         raise BadInput(f"{target.parent} is not a folder; create it first.")
     writer = WRITERS[fmt]
-    check_fits(layer, fmt)
+    check_fits(layer, fmt, relabel)
     # A name of its own, so that two exports to the same target never write into each other.
     partial = target.with_name(f".partial-{uuid.uuid4().hex[:12]}-{target.name}")
     try:
-        writer(layer, partial, counted(layer, progress))
+        writer(layer, partial, counted(layer, progress, relabel))
         if target.exists():
             raise Conflict(f"{target} was created while exporting; choose another name.")
         partial.rename(target)
@@ -75,7 +93,7 @@ def remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def check_fits(layer: Layer, fmt: str) -> None:
+def check_fits(layer: Layer, fmt: str, relabel: Mapping[int, int] | None = None) -> None:
     """Refuse, before writing anything, a layer the format cannot hold."""
     if fmt == "png-colour" and layer.kind not in LABEL_KINDS:
         raise BadInput(
@@ -90,7 +108,7 @@ def check_fits(layer: Layer, fmt: str) -> None:
             "Export it as TIFF, HDF5, NPZ or Zarr."
         )
     # Label ids often fit 16 bits even when stored in 32: then a 16-bit PNG keeps them all.
-    top = max(int(np.max(s)) for s in layer_slices(layer))
+    top = max(int(np.max(s)) for s in layer_slices(layer, relabel))
     if top > 65535:
         raise BadInput(
             f"PNG holds values up to 65535, but the {layer.name} layer has ids up to {top}. "
@@ -98,9 +116,10 @@ def check_fits(layer: Layer, fmt: str) -> None:
         )
 
 
-def counted(layer: Layer, progress: Progress) -> Iterator[np.ndarray]:
+def counted(layer: Layer, progress: Progress, relabel: Mapping[int, int] | None
+            ) -> Iterator[np.ndarray]:
     total = layer.shape[0]
-    for z, array in enumerate(layer_slices(layer)):
+    for z, array in enumerate(layer_slices(layer, relabel)):
         yield array
         progress(z + 1, total, "exporting")
 

@@ -8,7 +8,8 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, request, send_file
 
-from unem.errors import BadInput, Conflict, NotFound
+from unem.errors import BadInput, NotFound
+from unem.proofread.exporting import export_current
 from unem.volumes import datasets, export
 from unem.volumes.render import thumbnail_png
 from unem.volumes.sources import SLICE_SUFFIXES, StackSource, open_source
@@ -149,12 +150,11 @@ def export_layer(dataset_id: str) -> Any:
     fmt = str(data.get("format", ""))
     if fmt not in export.FORMATS:
         raise BadInput(f"Unknown format {fmt!r}; choose one of {', '.join(export.FORMATS)}.")
-    target = export.default_target(workspace().exports, dataset_id, layer, fmt)
-    if target.exists():
-        raise Conflict(f"{target.name} was already exported; download it from the exports.")
+    ws = workspace()
+    target = export.default_target(ws.exports, dataset_id, layer, fmt)
 
     def work(progress: Any) -> dict[str, Any]:
-        written = export.export_layer(layer, fmt, target, progress)
+        written = export_current(ws, dataset_id, layer.name, fmt, target, progress)
         return {"name": written.name, "download": f"/api/exports/{written.name}"}
 
     task = app_state().tasks.start("export", f"Export {dataset_id}/{layer.name}", user_name(), work)

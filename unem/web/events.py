@@ -44,6 +44,8 @@ EVENTS = {
     "DOJO_MARK_DELETE": "mark_delete",
     # {dataset, z, y, x}: where the caller's cursor is (no answer)
     "DOJO_CURSOR": "cursor",
+    # {dataset, ...} → {ok, echo: what was sent}: round-trip time, for the latency display
+    "DOJO_PING": "ping",
     # ---- /dojo, server → the dataset's room ----
     # a committed edit {version, user, time, kind, payload, mapping {fragment: segment},
     # box [z0, y0, x0, z1, y1, x1] or null, segments, undo_of}; the author receives it too

@@ -18,22 +18,47 @@ function addedText(isoTime) {
   return time.toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
 }
 
+const EXPORT_FORMATS = ["tiff-multipage", "tiff", "png", "png-colour", "hdf5", "npz", "npy", "zarr"];
+let permissions = [];
+
+function exportForm(dataset) {
+  const layer = element("select", { "aria-label": "layer to export" },
+    ...dataset.layers.map((l) => element("option", { value: l.name }, l.name)));
+  const format = element("select", { "aria-label": "export format" },
+    ...EXPORT_FORMATS.map((f) => element("option", { value: f }, f)));
+  const go = element("button", { type: "button", onclick: async () => {
+    try {
+      showTask(await api("POST", `/api/datasets/${dataset.id}/export`,
+                         { layer: layer.value, format: format.value }));
+    } catch (failure) {
+      alert(failure.message);
+    }
+  } }, "Export");
+  return element("div", { class: "row export" }, layer, format, go);
+}
+
 function datasetCard(dataset) {
   const layers = dataset.layers.map((l) => l.name).join(", ");
   const [vz, vy, vx] = dataset.voxel_size;
+  const dojo = `/dojo/${encodeURIComponent(dataset.id)}`;
   return element("article", { class: "card dataset", dataset: { id: dataset.id } },
-    element("img", { src: `${dataset.thumbnail}?v=${encodeURIComponent(dataset.created_at)}`,
-                     alt: `middle slice of ${dataset.name}`, class: "thumb", loading: "lazy" }),
+    element("a", { href: dojo, title: "Proofread in Dojo" },
+      element("img", { src: `${dataset.thumbnail}?v=${encodeURIComponent(dataset.created_at)}`,
+                       alt: `middle slice of ${dataset.name}`, class: "thumb", loading: "lazy" })),
     element("h3", {}, dataset.name),
+    element("div", { class: "row tools" },
+      element("a", { href: dojo, class: "button primary" }, "Proofread in Dojo")),
     element("dl", {},
       element("dt", {}, "Voxels"), element("dd", { title: "z × y × x" }, shapeText(dataset.shape)),
       element("dt", {}, "Voxel size"), element("dd", { title: "z × y × x" }, `${vz} × ${vy} × ${vx} nm`),
       element("dt", {}, "Layers"), element("dd", {}, layers),
       element("dt", {}, "On disk"), element("dd", {}, formatBytes(dataset.size_bytes)),
-      element("dt", {}, "Added"), element("dd", {}, `${addedText(dataset.created_at)} by ${dataset.created_by}`)));
+      element("dt", {}, "Added"), element("dd", {}, `${addedText(dataset.created_at)} by ${dataset.created_by}`)),
+    permissions.includes("edit") ? exportForm(dataset) : null);
 }
 
 async function refreshDatasets() {
+  if (!permissions.length) permissions = (await api("GET", "/api/me")).permissions;
   const { datasets } = await api("GET", "/api/datasets");
   grid.replaceChildren(...datasets.map(datasetCard));
   empty.hidden = datasets.length > 0;
@@ -54,9 +79,18 @@ function showTask(task) {
   bar.value = task.state === "done" ? bar.max : task.step;
   const percent = task.total ? Math.round((100 * task.step) / task.total) : 0;
   const status = { running: `${percent} %`, done: "done", failed: task.error }[task.state];
-  row.querySelector(".status").textContent = status;
+  const download = task.state === "done" && task.result && task.result.download;
+  if (download) {
+    // An export stays listed with its download link until the page is left.
+    row.querySelector(".status").replaceChildren(
+      element("a", { href: download, download: task.result.name }, `Download ${task.result.name}`));
+  } else {
+    row.querySelector(".status").textContent = status;
+  }
   row.className = `task ${task.state}`;
-  if (task.state === "done") setTimeout(() => { row.remove(); taskRows.delete(task.id); }, 4000);
+  if (task.state === "done" && !download) {
+    setTimeout(() => { row.remove(); taskRows.delete(task.id); }, 4000);
+  }
 }
 
 function connect() {
