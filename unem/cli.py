@@ -206,8 +206,15 @@ def run_import(args: argparse.Namespace) -> int:
             ws, args.name, sources, args.voxel_size, user=getpass.getuser(), progress=bar
         ),
     )
+    index_for_proofreading(ws, dataset.id)
     print(f"Imported {dataset.name!r} as dataset {dataset.id} {tuple(dataset.shape)}")
     return 0
+
+
+def index_for_proofreading(ws: Workspace, dataset_id: str) -> None:
+    from unem.proofread.edits import prepare_for_proofreading
+
+    with_bar("index segmentation", lambda bar: prepare_for_proofreading(ws, dataset_id, bar))
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -286,6 +293,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
     ws = workspace_from(args)
     dataset = with_bar("demo", lambda bar: create_demo_dataset(ws, progress=bar))
+    index_for_proofreading(ws, dataset.id)
     print(f"Created dataset {dataset.id}")
     return 0
 

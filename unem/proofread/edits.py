@@ -540,6 +540,13 @@ def proofreader(ws: Workspace, dataset_id: str) -> Proofreader:
         return _PROOFREADERS[key]
 
 
+def prepare_for_proofreading(ws: Workspace, dataset_id: str,
+                             progress: Progress = no_progress) -> None:
+    """Index a new dataset's fragments now (right after import, with progress), so that
+    opening it in Dojo is instant even for volumes far larger than memory."""
+    proofreader(ws, dataset_id).ensure_ready(progress)
+
+
 def forget_proofreader(ws: Workspace, dataset_id: str) -> None:
     """Drop the cached Proofreader (after the dataset is deleted)."""
     with _REGISTRY_LOCK:

@@ -9,6 +9,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, request, send_file
 
 from unem.errors import BadInput, NotFound
+from unem.proofread.edits import prepare_for_proofreading
 from unem.proofread.exporting import export_current
 from unem.volumes import datasets, export
 from unem.volumes.render import thumbnail_png
@@ -91,6 +92,7 @@ def import_stack() -> Any:
 
     def work(progress: Any) -> dict[str, Any]:
         dataset = datasets.import_dataset(ws, name, sources, voxel, user, progress)
+        prepare_for_proofreading(ws, dataset.id, progress)
         notify_datasets_changed()
         return dataset.to_json()
 
@@ -107,6 +109,7 @@ def create_demo() -> Any:
 
     def work(progress: Any) -> dict[str, Any]:
         dataset = create_demo_dataset(ws, user, progress)
+        prepare_for_proofreading(ws, dataset.id, progress)
         notify_datasets_changed()
         result: dict[str, Any] = dataset.to_json()
         return result
