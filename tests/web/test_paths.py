@@ -125,7 +125,7 @@ def test_exports_cannot_be_escaped(app: Flask, admin_client: FlaskClient, outsid
     assert admin_client.get("/api/exports/../secret.key").status_code == 404
 
 
-def test_an_export_downloads_and_is_not_overwritten(app: Flask, admin_client: FlaskClient) -> None:
+def test_exports_download_and_never_overwrite_each_other(app: Flask, admin_client: FlaskClient) -> None:
     dataset = import_small(app)
     request = {"layer": "image", "format": "png"}
     response = admin_client.post(f"/api/datasets/{dataset}/export", json=request)
@@ -133,6 +133,8 @@ def test_an_export_downloads_and_is_not_overwritten(app: Flask, admin_client: Fl
     download = admin_client.get(result["download"])
     assert download.status_code == 200 and download.data[:2] == b"PK"  # a folder comes zipped
     again = admin_client.post(f"/api/datasets/{dataset}/export", json=request)
-    assert again.status_code == 409
+    second = wait_for_task(admin_client, again.get_json()["id"])["result"]
+    assert second["name"] != result["name"]  # a new export never overwrites an earlier one
     listed = admin_client.get("/api/exports").get_json()["exports"]
-    assert [e["name"] for e in listed] == [result["name"]]
+    assert sorted(e["name"] for e in listed) == sorted([result["name"], second["name"]])
+    assert admin_client.get(result["download"]).data == download.data
