@@ -1,4 +1,5 @@
-"""The command line: `python main.py [serve]`, `import`, `export`, `datasets`, `users`, `demo`.
+"""The command line: `python main.py [serve]`, `import`, `export`, `datasets`, `users`, `demo`,
+`jobs`.
 
 Flags of `serve` are generated from `unem.config.SETTINGS`, so every setting is also a flag.
 """
@@ -23,9 +24,10 @@ from unem.progress import Progress
 from unem.workspace import Workspace
 
 if TYPE_CHECKING:
+    from unem.jobs.table import Job
     from unem.volumes.datasets import Dataset
 
-COMMANDS = ("serve", "import", "export", "datasets", "users", "demo")
+COMMANDS = ("serve", "import", "export", "datasets", "users", "demo", "jobs")
 LAYER_FLAGS = ("segmentation", "groundtruth", "prediction")
 
 
@@ -80,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_users_parser(commands)
     demo = commands.add_parser("demo", help="create the generated demo dataset")
     add_setting_flags(demo, ["workspace"])
+    add_jobs_parser(commands)
     return parser
 
 
@@ -150,6 +153,19 @@ def add_users_parser(commands: Any) -> None:
     role.add_argument("name")
     role.add_argument("role", choices=auth.ROLES)
     add_action(actions, "remove", "delete a user").add_argument("name")
+
+
+def add_jobs_parser(commands: Any) -> None:
+    parser = commands.add_parser("jobs", help="list, show, cancel jobs or print their logs")
+    add_setting_flags(parser, ["workspace"])
+    actions = parser.add_subparsers(dest="action")
+    listing = add_action(actions, "list", "list jobs, newest first (default)")
+    listing.add_argument("--state", action="append", help="only jobs in this state; repeat")
+    add_action(actions, "show", "show a job").add_argument("job", type=int)
+    add_action(actions, "cancel", "cancel a queued or running job").add_argument("job", type=int)
+    log = add_action(actions, "log", "print a job's log")
+    log.add_argument("job", type=int)
+    log.add_argument("--tail", type=int, metavar="N", help="only the last N lines")
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -298,6 +314,53 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_jobs(args: argparse.Namespace) -> int:
+    from unem.jobs import control, table
+
+    ws = workspace_from(args)
+    if args.action == "show":
+        print_job(table.get_job(ws.db, args.job))
+    elif args.action == "cancel":
+        job = control.cancel_job(ws, args.job, settle=1.0)  # a server records it sooner
+        print(f"Job {job.id} is {job.state}")
+    elif args.action == "log":
+        path = ws.root / table.get_job(ws.db, args.job).log_path
+        lines = path.read_text(errors="replace").splitlines() if path.exists() else []
+        if lines:
+            print("\n".join(lines[-args.tail :] if args.tail else lines))
+    else:
+        for job in table.list_jobs(ws.db, getattr(args, "state", None)):
+            done = f"{job.step}/{job.total}" if job.total else ""
+            print(f"{job.id:5} {job.state:11} {job.kind:12} {done:>11} {job.user:10} {job.title}")
+    return 0
+
+
+def print_job(job: Job) -> None:
+    info = job.to_json()
+    keys = ("id", "kind", "title", "state", "user", "created_at", "started_at", "finished_at",
+            "step", "total", "message", "metrics", "eta_seconds", "options", "result",
+            "exit_code", "error", "attempts")  # fmt: skip
+    for key in keys:
+        if info[key] not in (None, "", {}):
+            print(f"{key:12} {info[key]}")
+    for line in info["last_lines"]:
+        print(f"{'last line':12} {line}")
+
+
+def run_module(argv: list[str]) -> int:
+    """`--run-module MODULE ARGS`: what `python -m` does, for a frozen bundle's workers."""
+    import runpy
+
+    from unem.jobs.processes import RUNNABLE_MODULES
+
+    if not argv or argv[0] not in RUNNABLE_MODULES:
+        print(f"error: --run-module takes one of {', '.join(RUNNABLE_MODULES)}", file=sys.stderr)
+        return 2
+    sys.argv = [argv[0], *argv[1:]]
+    runpy.run_module(argv[0], run_name="__main__", alter_sys=True)
+    return 0
+
+
 def run_serve(args: argparse.Namespace) -> int:
     from unem.web.server import serve
 
@@ -311,11 +374,14 @@ RUNNERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "datasets": run_datasets,
     "users": run_users,
     "demo": run_demo,
+    "jobs": run_jobs,
 }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--run-module"]:
+        return run_module(argv[1:])
     if not argv or (argv[0] not in COMMANDS and argv[0] not in {"-h", "--help"}):
         argv.insert(0, "serve")  # serve is the default command
     args = build_parser().parse_args(argv)

@@ -54,6 +54,11 @@ class Settings:
         "Folders (besides the workspace) from which admins may import data through the web.",
         flag="--import-root",
     )
+    plugins: tuple[Path, ...] = setting(
+        (),
+        "Python files, or folders of them, with plugins (job kinds) for the server and workers.",
+        flag="--plugin",
+    )
     anonymous_role: str = setting(
         "none",
         "Role of visitors who have not logged in: none or viewer (loopback servers only).",

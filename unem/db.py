@@ -77,3 +77,41 @@ def m002_proofreading(db: Database) -> None:
 def m003_dataset_size(db: Database) -> None:
     """The size on disk, measured once at import, so listing never walks the chunks."""
     db.table("datasets").add_column("size_bytes", int)
+
+
+@MIGRATIONS()
+def m004_jobs(db: Database) -> None:
+    """Jobs (unem.jobs.table): state, progress, outcome, and the worker to find again."""
+    db.table("jobs").create(
+        {
+            "id": int,
+            "kind": str,
+            "title": str,
+            "options": str,  # JSON, as the kind's schema validated it
+            "resource": str,  # accelerator | cpu
+            "resumable": int,
+            "state": str,  # queued | running | done | failed | cancelled | interrupted
+            "user": str,
+            "created_at": str,
+            "started_at": str,
+            "finished_at": str,
+            "step": int,
+            "total": int,
+            "message": str,
+            "metrics": str,  # JSON {name: number}
+            "eta_seconds": float,
+            "exit_code": int,
+            "error": str,
+            "last_lines": str,  # JSON [line, ...]: the log's end when the worker failed
+            "result": str,  # JSON
+            "attempts": int,
+            "cancel_requested": int,
+            "pid": int,
+            "pid_started": float,  # the worker's start time: its pid alone may be reused
+            "log_path": str,  # relative to the workspace
+        },
+        pk="id",
+        not_null={"kind", "state", "user", "created_at"},
+        defaults={"step": 0, "total": 0, "attempts": 0, "cancel_requested": 0, "resumable": 0},
+    )
+    db.table("jobs").create_index(["state"])

@@ -125,7 +125,9 @@ def test_exports_cannot_be_escaped(app: Flask, admin_client: FlaskClient, outsid
     assert admin_client.get("/api/exports/../secret.key").status_code == 404
 
 
-def test_exports_download_and_never_overwrite_each_other(app: Flask, admin_client: FlaskClient) -> None:
+def test_exports_download_and_never_overwrite_each_other(
+    app: Flask, admin_client: FlaskClient
+) -> None:
     dataset = import_small(app)
     request = {"layer": "image", "format": "png"}
     response = admin_client.post(f"/api/datasets/{dataset}/export", json=request)

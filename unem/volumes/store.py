@@ -121,6 +121,38 @@ def create_pyramid(
     return group
 
 
+def recreate_coarse_levels(
+    path: Path,
+    levels: Sequence[Level],
+    dtype: str,
+    kind: str,
+    voxel_size: Sequence[float],
+) -> None:
+    """Empty every level but 0 of an existing layer (dropping levels no longer planned)."""
+    import zarr
+
+    group = zarr.open_group(str(path), mode="r+")
+    planned = {level.path for level in levels}
+    for name in list(group.array_keys()):
+        if name != "0" and name not in planned:
+            del group[name]
+    for level in levels[1:]:
+        group.create_array(
+            level.path,
+            shape=level.shape,
+            chunks=chunks_for(level.shape),
+            dtype=dtype,
+            fill_value=0,
+            overwrite=True,
+        )
+    group.attrs.update(
+        {
+            "unem": {"kind": kind, "voxel_size": list(voxel_size)},
+            "multiscales": [ome_multiscales(levels, voxel_size)],
+        }
+    )
+
+
 def level_nm(level: Level, voxel_size: Sequence[float]) -> list[float]:
     """The voxel size of `level` in nm (z, y, x)."""
     return [float(v * s) for v, s in zip(voxel_size, level.scale, strict=True)]
@@ -190,14 +222,28 @@ class PyramidWriter:
     Each level gathers its slices into blocks of about BLOCK_BYTES, written by a
     background thread; memory holds at most a few blocks per level whatever the stack's
     length, so a stack larger than memory imports with bounded memory.
+
+    `rebuild=True` keeps the layer's level 0 as it is and writes the coarser levels anew
+    from the slices given (level 0's own, read back): a pyramid after external changes.
     """
 
     def __init__(
-        self, path: Path, shape: Sequence[int], dtype: str, kind: str, voxel_size: Sequence[float]
+        self,
+        path: Path,
+        shape: Sequence[int],
+        dtype: str,
+        kind: str,
+        voxel_size: Sequence[float],
+        *,
+        rebuild: bool = False,
     ) -> None:
         self.levels = plan_levels(shape, voxel_size)
         self.labels = kind in LABEL_KINDS
-        create_pyramid(path, self.levels, dtype, kind, voxel_size)
+        self.rebuild = rebuild
+        if rebuild:
+            recreate_coarse_levels(path, self.levels, dtype, kind, voxel_size)
+        else:
+            create_pyramid(path, self.levels, dtype, kind, voxel_size)
         self.arrays = [open_level(path, level.path, mode="r+") for level in self.levels]
         self.pending: list[list[np.ndarray]] = [[] for _ in self.levels]
         self.blocks: list[list[np.ndarray]] = [[] for _ in self.levels]
@@ -215,9 +261,10 @@ class PyramidWriter:
         self._append(0, slice_2d)
 
     def _append(self, index: int, slice_2d: np.ndarray) -> None:
-        self.blocks[index].append(slice_2d)
-        if len(self.blocks[index]) == self.block_slices[index]:
-            self._write_block(index)
+        if index > 0 or not self.rebuild:
+            self.blocks[index].append(slice_2d)
+            if len(self.blocks[index]) == self.block_slices[index]:
+                self._write_block(index)
         if index + 1 < len(self.levels):
             self.pending[index + 1].append(slice_2d)
             if len(self.pending[index + 1]) == z_factor(self.levels, index + 1):

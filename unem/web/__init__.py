@@ -17,7 +17,17 @@ from unem.workspace import Workspace
 def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     """Build the app for `config` (Settings, or a mapping of setting overrides)."""
     import dojo
-    from unem.web import auth_views, datasets_api, errors, pages, users_api, vendor
+    from unem.web import (
+        auth_views,
+        datasets_api,
+        errors,
+        jobs,
+        jobs_api,
+        pages,
+        tensorboard_proxy,
+        users_api,
+        vendor,
+    )
     from unem.web.sockets import create_socketio
     from unem.web.state import AppState
     from unem.web.tasks import TaskRunner
@@ -38,6 +48,8 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     socketio = create_socketio(app)
     tasks = TaskRunner(app, socketio)
     app.extensions["unem"] = AppState(settings, ws, auth.new_token(), socketio, tasks)
-    for subsystem in (errors, auth_views, pages, datasets_api, users_api, vendor, dojo):
+    subsystems = (errors, auth_views, pages, datasets_api, users_api, vendor, dojo,
+                  jobs, jobs_api, tensorboard_proxy)  # fmt: skip
+    for subsystem in subsystems:
         subsystem.init_app(app)
     return app

@@ -36,6 +36,9 @@ PUBLIC_ENDPOINTS = {
 # Methods a cross-site HTML form or a "simple" fetch can send. DELETE is absent on purpose:
 # browsers always preflight it, and we never answer a preflight, so it is not forgeable.
 MUTATING_METHODS = {"POST", "PUT", "PATCH"}
+# Proxied data a page fetches (TensorBoard's): answered 401, not with the login page, like
+# the API; but its requests are the proxied tool's own (form posts), not our JSON.
+PROXIED_DATA_PREFIXES = ("/tensorboard/data/",)
 ANONYMOUS = auth.User(id=0, name="anonymous", role="viewer")
 View = TypeVar("View", bound=Callable[..., Any])
 
@@ -110,7 +113,7 @@ def guard() -> Any:
         return None
     is_api = is_api_path(request.path)
     if current_user() is None:
-        if is_api:
+        if is_api or request.path.startswith(PROXIED_DATA_PREFIXES):
             return error_response("Log in first.", 401)
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
     if is_api and request.method in MUTATING_METHODS and not request.is_json:

@@ -7,6 +7,7 @@ import json
 NAMESPACES = {
     "DATASETS": "/datasets",  # the home page: imports, exports, demo creation, dataset list
     "DOJO": "/dojo",  # the proofreader: a room per dataset
+    "JOBS": "/jobs",  # the jobs pages and the home page: every job's state, progress and log
 }
 EVENTS = {
     # payload {id, kind, title, state, step, total, message, user}
@@ -58,6 +59,18 @@ EVENTS = {
     "DOJO_MARKS": "marks",
     # {users: [{sid, user, colour, cursor: {z, y, x} | null}]}
     "DOJO_PRESENCE": "presence",
+    # ---- /jobs, server → every connected client ----
+    # a job as GET /api/jobs/<id> answers (without its log): sent when it is submitted,
+    # starts, ends (done/failed/cancelled/interrupted) or is queued again to resume
+    "JOB_UPDATED": "job:updated",
+    # {id, state, step, total, message, metrics {name: number}, eta_seconds}: a running
+    # job's worker reported progress (at most every 50 ms per job)
+    "JOB_PROGRESS": "job:progress",
+    # {id, lines: [...]}: lines appended to a job's log (batched, at most every 200 ms)
+    "JOB_LOG": "job:log",
+    # ---- /jobs, client → server ----
+    # {...} → {ok, echo: what was sent}: round-trip time (benchmarks, latency display)
+    "JOBS_PING": "ping",
 }
 
 
