@@ -11,8 +11,9 @@ from sqlite_utils.migrations import Migrations
 MIGRATIONS = Migrations("unem")
 
 
-def open_database(path: Path) -> Database:
-    """Open (creating if needed) the database at `path`, migrated to the current schema."""
+def open_database(path: Path, migrate: bool = True) -> Database:
+    """Open (creating if needed) the database at `path`, migrated to the current schema
+    unless `migrate` is false (a connection of a workspace that migrated already)."""
     # check_same_thread=False: each thread opens its own connection (see Workspace.db), but
     # Flask-SocketIO may hand a connection's last use to another thread at shutdown.
     conn = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
@@ -21,7 +22,8 @@ def open_database(path: Path) -> Database:
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
     db = Database(conn)
-    MIGRATIONS.apply(db)
+    if migrate:
+        MIGRATIONS.apply(db)
     return db
 
 

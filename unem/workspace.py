@@ -8,10 +8,12 @@ the admin allowed for imports.
 from __future__ import annotations
 
 import os
+import queue
 import secrets
 import shutil
 import threading
 import uuid
+import weakref
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -34,15 +36,28 @@ class Workspace:
         for folder in FOLDERS:
             (self.root / folder).mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
+        self._idle: queue.SimpleQueue[Database] = queue.SimpleQueue()
+        self._migrated = False
         _ = self.db  # create and migrate at once, so errors surface at start-up
 
     @property
     def db(self) -> Database:
         db: Database | None = getattr(self._local, "db", None)
         if db is None:
-            db = open_database(self.root / "unem.sqlite")
+            db = self._idle_or_new_connection()
             self._local.db = db
+            # The server runs each request and socket event on a new thread: hand the
+            # connection back when the thread ends instead of opening one per request.
+            weakref.finalize(threading.current_thread(), self._idle.put, db)
         return db
+
+    def _idle_or_new_connection(self) -> Database:
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            db = open_database(self.root / "unem.sqlite", migrate=not self._migrated)
+            self._migrated = True
+            return db
 
     @property
     def volumes(self) -> Path:

@@ -96,7 +96,7 @@ def non_admin(request: pytest.FixtureRequest) -> FlaskClient:
 def test_only_admins_submit_cancel_or_resume(
     admin_client: FlaskClient, non_admin: FlaskClient
 ) -> None:
-    job = submit(admin_client, "test-steps", steps=30, delay=0.05)
+    job = submit(admin_client, "test-steps", steps=600, delay=0.05)
     refused = [
         non_admin.post("/api/jobs", json={"kind": "test-steps", "options": {}}),
         non_admin.post(f"/api/jobs/{job['id']}/cancel", json={}),

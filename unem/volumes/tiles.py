@@ -12,6 +12,7 @@ import io
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -37,16 +38,28 @@ def tile_slices(layer: Layer, address: TileAddress) -> tuple[int, slice, slice]:
         raise NotFound(f"Layer {layer.name} has no level {address.level}.")
     level = layer.levels[address.level]
     depth, height, width = level.shape
-    if not (0 <= address.z < depth and 0 <= address.row * TILE < height
-            and 0 <= address.col * TILE < width):
+    if not (
+        0 <= address.z < depth
+        and 0 <= address.row * TILE < height
+        and 0 <= address.col * TILE < width
+    ):
         raise NotFound("No such tile.")
     y0, x0 = address.row * TILE, address.col * TILE
     return address.z, slice(y0, min(y0 + TILE, height)), slice(x0, min(x0 + TILE, width))
 
 
+@functools.lru_cache(maxsize=256)
+def _level_for_reading(path: str, level: str, shape: tuple[int, int, int], dtype: str) -> Any:
+    """An open level, kept: reopening parses its metadata again (~1 ms a tile). Chunks are
+    still read fresh each time, so edits show at once. Shape and dtype are in the key so a
+    dataset re-created under the same name never gets a stale handle."""
+    return open_level(Path(path), level)
+
+
 def read_tile(layer: Layer, address: TileAddress) -> np.ndarray:
     z, ys, xs = tile_slices(layer, address)
-    array = open_level(layer.path, layer.levels[address.level].path)
+    level = layer.levels[address.level]
+    array = _level_for_reading(str(layer.path), level.path, level.shape, layer.dtype)
     return np.asarray(array[z, ys, xs])
 
 
