@@ -1,5 +1,5 @@
 """The command line: `python main.py [serve]`, `import`, `export`, `datasets`, `users`, `demo`,
-`jobs`.
+`jobs`, `train`, `infer`, `run`, `models`.
 
 Flags of `serve` are generated from `unem.config.SETTINGS`, so every setting is also a flag.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import getpass
+import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -27,7 +28,10 @@ if TYPE_CHECKING:
     from unem.jobs.table import Job
     from unem.volumes.datasets import Dataset
 
-COMMANDS = ("serve", "import", "export", "datasets", "users", "demo", "jobs")
+COMMANDS = (
+    "serve", "import", "export", "datasets", "users", "demo", "jobs", "train", "infer", "run",
+    "models",
+)  # fmt: skip
 LAYER_FLAGS = ("segmentation", "groundtruth", "prediction")
 
 
@@ -83,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="create the generated demo dataset")
     add_setting_flags(demo, ["workspace"])
     add_jobs_parser(commands)
+    add_job_parsers(commands)
+    add_models_parser(commands)
     return parser
 
 
@@ -110,7 +116,7 @@ def add_import_parser(commands: Any) -> None:
 
 
 def add_export_parser(commands: Any) -> None:
-    from unem.volumes.export import FORMATS
+    from unem.volumes.export import DTYPES, FORMATS
 
     parser = commands.add_parser("export", help="export a layer of a dataset to files")
     add_setting_flags(parser, ["workspace"])
@@ -122,6 +128,12 @@ def add_export_parser(commands: Any) -> None:
         choices=sorted(FORMATS),
         default="tiff-multipage",
         help="; ".join(f"{k}: {v}" for k, v in FORMATS.items()),
+    )
+    parser.add_argument(
+        "--dtype",
+        choices=sorted(DTYPES),
+        default=None,
+        help="convert (default: as stored); " + "; ".join(f"{k}: {v}" for k, v in DTYPES.items()),
     )
 
 
@@ -166,6 +178,78 @@ def add_jobs_parser(commands: Any) -> None:
     log = add_action(actions, "log", "print a job's log")
     log.add_argument("job", type=int)
     log.add_argument("--tail", type=int, metavar="N", help="only the last N lines")
+
+
+def add_option_flags(parser: argparse.ArgumentParser, what: str = "job") -> None:
+    parser.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"a {what} option (VALUE read as JSON when it parses, e.g. steps=500, "
+        "augment.elastic=0.5, slices='\"0-19\"'); repeat for several",
+    )
+
+
+def add_job_parsers(commands: Any) -> None:
+    train = commands.add_parser("train", help="train a 2D CNN on a dataset's labels (a job)")
+    add_setting_flags(train, ["workspace", "plugins"])
+    train.add_argument("dataset", help="dataset id (see `datasets list`)")
+    train.add_argument("--model", default="unet", help="model to train (see `models list`)")
+    train.add_argument("--label-layer", default="segmentation", help="layer of labels")
+    train.add_argument("--name", default="", help="name of the trained model in the workspace")
+    add_option_flags(train, "training")
+    train.add_argument(
+        "--model-set",
+        dest="model_settings",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an option of the model (e.g. depth=3); repeat for several",
+    )
+    infer = commands.add_parser("infer", help="predict a dataset with a trained model (a job)")
+    add_setting_flags(infer, ["workspace", "plugins"])
+    infer.add_argument(
+        "--model", required=True, help="trained model: its name, or a .keras file to import"
+    )
+    infer.add_argument("--dataset", required=True, help="dataset id (see `datasets list`)")
+    infer.add_argument("--output", default="prediction", help="name of the prediction layer")
+    add_option_flags(infer, "inference")
+    run = commands.add_parser("run", help="run a job of any kind and wait for it")
+    add_setting_flags(run, ["workspace", "plugins"])
+    run.add_argument("kind", help="job kind (the jobs page lists them)")
+    add_option_flags(run)
+
+
+def add_models_parser(commands: Any) -> None:
+    parser = commands.add_parser("models", help="list models to train and trained models")
+    add_setting_flags(parser, ["workspace", "plugins"])
+    actions = parser.add_subparsers(dest="action")
+    add_action(actions, "list", "models that can be trained, plugins included")
+    add_action(actions, "trained", "trained models in the workspace")
+    export = add_action(actions, "export", "export a trained model (keras, savedmodel or onnx)")
+    export.add_argument("name", help="trained model name")
+    export.add_argument("--format", choices=("keras", "savedmodel", "onnx"), default="onnx")
+
+
+def parse_settings(pairs: Sequence[str]) -> dict[str, Any]:
+    """`KEY=VALUE` pairs as a (nested, for dotted keys) dict; values are JSON when they parse."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise UnemError(f"--set {pair!r}: write KEY=VALUE.")
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = text
+        *parents, leaf = key.split(".")
+        target = options
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[leaf] = value
+    return options
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -239,8 +323,9 @@ def run_export(args: argparse.Namespace) -> int:
     ws = workspace_from(args)
     target = with_bar(
         f"export {args.dataset}/{args.layer}",
-        lambda bar: export_current(ws, args.dataset, args.layer, args.format,
-                                   args.out.resolve(), bar),
+        lambda bar: export_current(
+            ws, args.dataset, args.layer, args.format, args.out.resolve(), bar, args.dtype
+        ),
     )
     print(f"Wrote {target}")
     return 0
@@ -367,6 +452,80 @@ def run_serve(args: argparse.Namespace) -> int:
     return serve(settings_from(args))
 
 
+def run_job_here(args: argparse.Namespace, kind: str, options: dict[str, Any]) -> int:
+    """Run a job in a worker process, with a progress bar; 0 if it succeeded."""
+    from unem.jobs.foreground import run_in_foreground
+
+    settings = settings_from(args)
+    ws = Workspace(settings.workspace, settings.import_roots)
+    bar = tqdm(desc=kind, file=sys.stderr)
+
+    def watch(job: Job) -> None:
+        if job.total:
+            bar.total, bar.n = job.total, job.step
+        metrics = ", ".join(f"{k} {v:.4g}" for k, v in (job.metrics or {}).items())
+        bar.set_postfix_str(metrics or job.message, refresh=True)
+
+    try:
+        job = run_in_foreground(ws, kind, options, getpass.getuser(), settings.plugins, watch)
+    finally:
+        bar.close()
+    print(f"Job {job.id} {job.state}" + (f": {job.error}" if job.error else ""))
+    if job.state == "interrupted":
+        print(f"Resume it from the jobs page, or cancel it: main.py jobs cancel {job.id}")
+    if job.result is not None:
+        print(json.dumps(job.result, indent=2))
+    return 0 if job.state == "done" else 1
+
+
+def run_train(args: argparse.Namespace) -> int:
+    options = {
+        "dataset": args.dataset,
+        "model": args.model,
+        "label_layer": args.label_layer,
+        "output": args.name,
+        **parse_settings(args.settings),
+        "model_options": parse_settings(args.model_settings),
+    }
+    return run_job_here(args, "train2d", options)
+
+
+def run_infer(args: argparse.Namespace) -> int:
+    model = args.model
+    if model.endswith(".keras") and Path(model).is_file():
+        from unem.train2d.trained import import_model_file
+
+        model = import_model_file(workspace_from(args), Path(model).resolve()).name
+        print(f"Imported {args.model} as trained model {model}")
+    options = {"model": model, "dataset": args.dataset, "output": args.output}
+    return run_job_here(args, "infer2d", {**options, **parse_settings(args.settings)})
+
+
+def run_any_job(args: argparse.Namespace) -> int:
+    return run_job_here(args, args.kind, parse_settings(args.settings))
+
+
+def run_models(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    if args.action == "export":
+        return run_job_here(args, "export2d", {"model": args.name, "format": args.format})
+    if args.action == "trained":
+        from unem.train2d.trained import list_trained_models
+
+        for trained in list_trained_models(Workspace(settings.workspace)):
+            scores = ", ".join(f"{k} {v}" for k, v in trained.info.get("validation", {}).items())
+            print(f"{trained.name:28} {trained.info.get('model', '?'):10} {scores}")
+        return 0
+    from unem.plugins import discover_models, plugin_paths
+
+    registry = discover_models(plugin_paths(settings.plugins, settings.workspace))
+    for spec in registry.models.values():
+        print(f"{spec.name:16} {spec.title}")
+    for broken in registry.broken:
+        print(f"broken plugin {broken.source}: {broken.error}")
+    return 0
+
+
 RUNNERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "serve": run_serve,
     "import": run_import,
@@ -375,6 +534,10 @@ RUNNERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "users": run_users,
     "demo": run_demo,
     "jobs": run_jobs,
+    "train": run_train,
+    "infer": run_infer,
+    "run": run_any_job,
+    "models": run_models,
 }
 
 

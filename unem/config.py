@@ -56,7 +56,8 @@ class Settings:
     )
     plugins: tuple[Path, ...] = setting(
         (),
-        "Python files, or folders of them, with plugins (job kinds) for the server and workers.",
+        "Python files, or folders of them, with plugins (models, job kinds) besides the "
+        "repository's and the workspace's plugins/ folders.",
         flag="--plugin",
     )
     anonymous_role: str = setting(

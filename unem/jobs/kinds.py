@@ -1,7 +1,7 @@
 """Job kinds, registered like plugins: a name, an options schema, a function, a resource class.
 
-Built-in kinds register through the same door as third-party ones: a module with a
-`register_job_kinds(register)` function, found among the built-ins, the entry points of
+Built-in kinds register through the same door as third-party ones (`unem.plugins`): a module
+with a `register_job_kinds(register)` function, found among the built-ins, the entry points of
 group `unem.jobs`, or the plugin files and folders of the `plugins` setting. Discovery never
 raises: a plugin that fails to load is listed with its error.
 
@@ -12,19 +12,21 @@ ever runs in a worker process.
 
 from __future__ import annotations
 
-import functools
-import importlib
-import importlib.util
-import sys
-import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from unem.errors import BadInput
+from unem.plugins import (
+    JOBS_HOOK,
+    BrokenPlugin,
+    Lazy,
+    import_file,
+    plugin_files,
+    plugin_sources,
+    run_hook,
+)
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -32,9 +34,19 @@ if TYPE_CHECKING:
     from unem.jobs.context import JobContext
     from unem.workspace import Workspace
 
+__all__ = [  # BrokenPlugin and the file loader moved to unem.plugins; still importable here
+    "BrokenPlugin",
+    "JobKind",
+    "KindRegistry",
+    "LazyKinds",
+    "discover_kinds",
+    "import_file",
+    "plugin_files",
+]
+
 RESOURCES = ("accelerator", "cpu")  # accelerator: one at a time (GPU); cpu: a small pool beside
-HOOK = "register_job_kinds"
-BUILTIN_MODULES = ("unem.jobs.builtin",)
+HOOK = JOBS_HOOK
+BUILTIN_MODULES = ("unem.jobs.builtin", "unem.train2d.jobs", "unem.filters.jobs")
 ENTRY_POINT_GROUP = "unem.jobs"
 
 
@@ -84,12 +96,6 @@ class JobKind:
         }
 
 
-@dataclass(frozen=True)
-class BrokenPlugin:
-    source: str
-    error: str
-
-
 @dataclass
 class KindRegistry:
     kinds: dict[str, JobKind] = field(default_factory=dict)
@@ -115,68 +121,20 @@ class KindRegistry:
         }
 
 
-def plugin_files(paths: Iterable[Path]) -> list[Path]:
-    """The Python files named, and those inside the folders named (not `_private.py`)."""
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            files += sorted(p for p in path.glob("*.py") if not p.name.startswith("_"))
-        else:
-            files.append(path)
-    return files
-
-
-def import_file(path: Path) -> ModuleType:
-    name = f"unem_plugin_{path.stem}_{abs(hash(str(path.resolve()))):x}"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"{path} is not a Python file")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[name]
-        raise
-    return module
-
-
-def _load(registry: KindRegistry, source: str, load: Callable[[], Any]) -> None:
-    """Register the kinds of one plugin; a failure is recorded, never raised."""
-    try:
-        loaded = load()
-        hook = getattr(loaded, HOOK, loaded if callable(loaded) else None)
-        if hook is None:
-            raise AttributeError(f"it has no {HOOK}(register) function")
-        hook(registry.register)
-    except Exception as error:
-        registry.broken.append(BrokenPlugin(source, f"{type(error).__name__}: {error}"))
-
-
 def discover_kinds(plugins: Sequence[Path] = ()) -> KindRegistry:
-    """Every job kind: built-ins, entry points (group `unem.jobs`), then plugin files."""
+    """Every job kind: built-ins, entry points (group `unem.jobs`), then plugin files.
+
+    A plugin file with only `register_models` is not a broken job-kind plugin (see
+    `unem.plugins`, which imports each file once for both registries)."""
     registry = KindRegistry()
-    for module in BUILTIN_MODULES:
-        _load(registry, module, functools.partial(importlib.import_module, module))
-    for entry in entry_points(group=ENTRY_POINT_GROUP):
-        _load(registry, f"entry point {entry.name} ({entry.value})", entry.load)
-    for path in plugin_files(plugins):
-        _load(registry, str(path), functools.partial(import_file, path))
+    for source in plugin_sources(BUILTIN_MODULES, ENTRY_POINT_GROUP, plugins):
+        run_hook(source, HOOK, registry.register, registry.broken)
     return registry
 
 
-class LazyKinds:
+class LazyKinds(Lazy[KindRegistry]):
     """Discover on first use: the server starts without importing pydantic or any plugin."""
 
     def __init__(self, plugins: Sequence[Path] = ()) -> None:
-        self.plugins = tuple(plugins)
-        self._registry: KindRegistry | None = None
-        self._lock = threading.Lock()
-
-    def __call__(self) -> KindRegistry:
-        with self._lock:
-            if self._registry is None:
-                self._registry = discover_kinds(self.plugins)
-            return self._registry
+        super().__init__(discover_kinds, plugins)
+        self.plugins = self.paths

@@ -25,6 +25,7 @@ from typing import IO, Any
 from unem.jobs import control, processes, protocol, table
 from unem.jobs.kinds import KindRegistry, LazyKinds
 from unem.jobs.table import Job
+from unem.plugins import plugin_paths
 from unem.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,8 @@ class JobRunner:
     ) -> None:
         self.ws = ws
         self.notify = notify
-        self.plugins = tuple(Path(p).resolve() for p in plugins)
+        # The repository's and the workspace's plugins/ folders, then the configured ones.
+        self.plugins = plugin_paths(plugins, ws.root)
         self.kinds = kinds or LazyKinds(self.plugins)
         self.slots = dict(slots)
         self.grace = grace
