@@ -49,6 +49,13 @@ class TrainedModel:
     def size_multiple(self) -> int:
         return int(self.info.get("size_multiple", 1))
 
+    def downloadable_files(self) -> dict[str, Path]:
+        """The files one may download: regular files directly in the model's folder (the
+        model, its exports), never a folder, nor a link leading out of it."""
+        folder = self.folder.resolve()
+        listed = {name: self.folder / name for name in self.to_json()["files"]}
+        return {n: p for n, p in listed.items() if p.is_file() and p.resolve().parent == folder}
+
     def to_json(self) -> dict[str, Any]:
         exports = sorted(p.name for p in self.folder.iterdir() if p.name not in (INFO_FILE,))
         return {"name": self.name, **self.info, "files": exports}

@@ -25,6 +25,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
         jobs_api,
         pages,
         tensorboard_proxy,
+        trainer,
         users_api,
         vendor,
     )
@@ -45,11 +46,12 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
         PERMANENT_SESSION_LIFETIME=timedelta(days=14),
         MAX_CONTENT_LENGTH=64 * 2**20,
     )
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # forms follow schemas' field order
     socketio = create_socketio(app)
     tasks = TaskRunner(app, socketio)
     app.extensions["unem"] = AppState(settings, ws, auth.new_token(), socketio, tasks)
     subsystems = (errors, auth_views, pages, datasets_api, users_api, vendor, dojo,
-                  jobs, jobs_api, tensorboard_proxy)  # fmt: skip
+                  jobs, jobs_api, tensorboard_proxy, trainer)  # fmt: skip
     for subsystem in subsystems:
         subsystem.init_app(app)
     return app
