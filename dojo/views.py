@@ -63,7 +63,10 @@ def tile(dataset_id: str, layer: str, level: int, z: int, row: int, col: int) ->
     dataset = get_dataset(workspace(), dataset_id)
     data_layer = dataset.layer(layer)
     version = edits.proofreader(workspace(), dataset_id).version() if layer == "segmentation" else 0
-    etag = f"{dataset.created_at}/{layer}/{level}/{z}/{row}/{col}/v{version}"
+    # The layer's stamp changes when it is written anew (a prediction overwritten by a new
+    # inference, a segmentation replaced): then no browser may keep its old tiles.
+    stamp = edits.layer_stamp(workspace().db, dataset_id, layer)
+    etag = f"{dataset.created_at}/{layer}/{stamp}/{level}/{z}/{row}/{col}/v{version}"
     if request.if_none_match.contains(etag):
         return Response(status=304, headers={"ETag": f'"{etag}"'})
     fmt = request.args.get("format", "jpeg")

@@ -18,6 +18,7 @@ export class Editor {
 
   async send(kind, params, done) {
     const answer = await this.app.sync.edit(kind, params);
+    if (answer.detail?.replaced) this.app.sync.pull(); // a job replaced the segmentation
     if (!answer.ok) this.app.toast(answer.error, "error");
     else if (done) this.app.toast(done, "ok");
     return answer;

@@ -1,13 +1,16 @@
 // Dojo's client: state of the view and of the segmentation, the draw loop, the controls.
 // The modules beside this one do the work: camera, tiles, labels, renderer, tools (pointer
-// input), editing (requests), sync (Socket.IO), panels, keys (shortcuts), urlstate.
+// input), editing (requests), sync (Socket.IO), panels, keys (shortcuts), overlay (another
+// layer over the image), urlstate.
 
 import { EVENTS } from "/events.js";
 import { api } from "/static/api.js";
+import { connectJobs } from "/static/jobs_view.js";
 import { Camera } from "./camera.js";
 import { Editor } from "./editing.js";
 import { commandFor, renderHelp, shortcutLabel } from "./keys.js";
 import { cssColour } from "./labels.js";
+import { Overlay } from "./overlay.js";
 import { HistoryPanel, MarksPanel, SegmentTable, debounce, renderPresence } from "./panels.js";
 import { Renderer } from "./renderer.js";
 import { Sync } from "./sync.js";
@@ -15,7 +18,7 @@ import { TileStore } from "./tiles.js";
 import { installProbes } from "./probes.js";
 import { PointerInput, TOOLS, isTyping } from "./tools.js";
 import { toast } from "./ui.js";
-import { readViewFromUrl, writeViewToUrl } from "./urlstate.js";
+import { readOverlayFromUrl, readViewFromUrl, writeViewToUrl } from "./urlstate.js";
 
 const $ = (id) => document.getElementById(id);
 const EDIT_TOOLS = ["merge", "split", "cut", "paint", "erase", "fill"];
@@ -32,6 +35,9 @@ class App {
     this.labelLayer = layers.has("segmentation") ? "segmentation" : null;
     this.camera = new Camera(state.dataset.shape);
     this.tiles = new TileStore(this.datasetId, state.dataset, state.tile_size, () => this.requestDraw());
+    this.overlay = new Overlay(this, state.dataset.layers, readOverlayFromUrl());
+    this.tiles.valueLayers = new Set(this.overlay.valueLayers());
+    this.replacing = null; // edits received while the state after a replacement loads
     this.mapping = new Map(Object.entries(state.mapping).map(([f, s]) => [Number(f), s]));
     this.locks = new Map();
     this.setLocks(state.locks);
@@ -83,6 +89,8 @@ class App {
     this.segmentTable.load();
     this.historyPanel.load();
     this.sync.connect();
+    // A job (a new segmentation, a new prediction) may change the dataset: catch up.
+    connectJobs({ updated: (job) => this.jobUpdated(job) });
     window.addEventListener("keydown", (e) => this.keydown(e));
   }
 
@@ -114,6 +122,11 @@ class App {
   }
 
   applyEdit(edit) {
+    if (edit.kind === "replace") {
+      this.segmentationReplaced(edit);
+      return;
+    }
+    this.replacing?.edits.push(edit);
     const entries = Object.entries(edit.mapping || {});
     for (const [key, segment] of entries) {
       const fragment = Number(key);
@@ -128,6 +141,68 @@ class App {
     this.historyPanel.add(edit);
     this.refreshTables();
     this.updateStatus();
+    this.requestDraw();
+  }
+
+  /** A job replaced the whole segmentation: everything before this edit is archived, so
+   * start again from the server's state (the view, the overlay and the marks stay). */
+  async segmentationReplaced(edit) {
+    this.replacing = { edits: [] };
+    this.mapping.clear();
+    this.pendingStrokes = [];
+    this.clearPreview();
+    this.clearSeeds();
+    this.selected = 0;
+    if (this.labelLayer) this.tiles.drop(this.labelLayer);
+    this.historyPanel.clear();
+    this.historyPanel.add(edit);
+    this.recolour();
+    try {
+      const state = await api("GET", `/dojo/api/${encodeURIComponent(this.datasetId)}/state`);
+      this.mapping = new Map(Object.entries(state.mapping).map(([f, s]) => [Number(f), s]));
+      for (const later of this.replacing.edits) {
+        if (later.version <= state.version) continue;
+        for (const [f, s] of Object.entries(later.mapping || {})) this.mapping.set(Number(f), s);
+      }
+      this.names = new Map(Object.entries(state.names).map(([s, n]) => [Number(s), n]));
+      this.setLocks(state.locks);
+      this.setMarks(state.marks);
+      this.layersChanged(state.dataset.layers);
+    } catch (error) {
+      this.toast(`Could not load the new segmentation: ${error.message}. Reload the page.`, "error", 30);
+    } finally {
+      this.replacing = null;
+    }
+    this.historyPanel.load();
+    this.segmentTable.load();
+    this.recolour();
+    const p = edit.payload || {};
+    this.toast(`${edit.user} replaced the segmentation (${p.source || "a job"}); the previous one is the layer ${p.kept}.`, "ok", 12);
+  }
+
+  /** The dataset's layers changed (a job added or rewrote one). */
+  layersChanged(layers) {
+    this.dataset = { ...this.dataset, layers };
+    this.tiles.setLayers(layers);
+    this.overlay.setLayers(layers);
+    this.tiles.valueLayers = new Set(this.overlay.valueLayers());
+    if (this.overlay.layer) this.tiles.refresh(this.overlay.layer); // it may have been rewritten
+    this.overlay.set({});
+  }
+
+  async jobUpdated(job) {
+    if (job.state !== "done" || job.options?.dataset !== this.datasetId) return;
+    this.sync.pull();
+    try {
+      const dataset = await api("GET", `/api/datasets/${encodeURIComponent(this.datasetId)}`);
+      this.layersChanged(dataset.layers);
+    } catch (error) {
+      console.warn(`layers after a job: ${error.message}`);
+    }
+  }
+
+  overlayChanged() {
+    writeViewToUrl(this.camera, this.selected, this.overlay.state());
     this.requestDraw();
   }
 
@@ -208,7 +283,7 @@ class App {
       $("status-level").textContent = `level ${level}`;
     }
     $("brush-text").textContent = `${this.view.brush} px · ${Math.max(1, Math.round(this.view.brush / camera.zoom))} vox`;
-    writeViewToUrl(camera, this.selected);
+    writeViewToUrl(camera, this.selected, this.overlay.state());
     this.updateHoverFromPointer();
     this.requestDraw();
   }
@@ -301,7 +376,7 @@ class App {
     this.selected = segment || 0;
     this.segmentTable.markSelected();
     this.recolour();
-    writeViewToUrl(this.camera, this.selected);
+    writeViewToUrl(this.camera, this.selected, this.overlay.state());
     this.updateHint();
   }
 
@@ -420,8 +495,8 @@ class App {
     return this.editor.revertTo(version);
   }
 
-  toast(message, kind) {
-    return toast(message, kind);
+  toast(message, kind, seconds) {
+    return toast(message, kind, seconds);
   }
 
   // ---- keyboard and controls ----
@@ -456,6 +531,7 @@ class App {
       fit: () => { this.camera.fit(); this.viewChanged(); },
       "toggle-segmentation": () => this.setView("showSegmentation", !this.view.showSegmentation),
       "toggle-outline": () => this.setView("outline", !this.view.outline),
+      "toggle-overlay": () => this.overlay.toggle(),
       "opacity-up": () => this.setView("opacity", Math.min(1, this.view.opacity + 0.1)),
       "opacity-down": () => this.setView("opacity", Math.max(0, this.view.opacity - 0.1)),
       jump: () => document.querySelector("#jump-form input[name=x]").focus(),
@@ -510,11 +586,16 @@ class App {
       $("pick-id").classList.toggle("active", this.pickArmed);
     });
     $("jump-form").addEventListener("submit", (e) => this.submitJump(e));
+    $("open-3d").addEventListener("click", (e) => { // the 3D annotator, at the selected segment
+      const dataset = encodeURIComponent(this.datasetId);
+      e.currentTarget.href = `/annotator/${dataset}${this.selected ? `?sel=${this.selected}` : ""}`;
+    });
     $("jump-segment-form").addEventListener("submit", (e) => {
       e.preventDefault();
       const id = Number(new FormData(e.target).get("segment"));
       if (id > 0) this.jumpToSegment(id);
     });
+    this.overlay.bind();
     $("preview-accept").addEventListener("click", () => this.accept());
     $("preview-cancel").addEventListener("click", () => this.cancel());
     this.bindToolbar();

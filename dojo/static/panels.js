@@ -153,6 +153,7 @@ function describeEdit(edit) {
     case "undo": return `undo v${p.of}`;
     case "redo": return `redo v${p.of}`;
     case "revert": return `revert to v${p.to}`;
+    case "replace": return `segmentation replaced: ${p.source || "new"} (the old one: layer ${p.kept})`;
     default: return edit.kind;
   }
 }
@@ -172,6 +173,12 @@ export class HistoryPanel {
     } catch (error) {
       this.app.toast(`History: ${error.message}`, "error");
     }
+  }
+
+  /** Forget the edits shown (the history before a replacement is archived). */
+  clear() {
+    this.edits.clear();
+    this.render();
   }
 
   add(edit) {

@@ -1,8 +1,11 @@
-// Drawing: image tiles (contrast/brightness), label tiles coloured through the mapping,
-// then the overlays (split preview, strokes, seeds, marks, other users' cursors, brush).
+// Drawing: image tiles (contrast/brightness), the layer overlay (a colour-mapped prediction,
+// or other labels), label tiles coloured through the mapping, then the marks on top (split
+// preview, strokes, seeds, marks, other users' cursors, brush).
+// A layer is drawn in one of three roles: "image", "overlay" or "labels" (the segmentation).
 
 import { chooseLevel } from "./camera.js";
 import { colourTile, cssColour } from "./labels.js";
+import { colourValues } from "./overlay.js";
 import { tileKey } from "./tiles.js";
 
 export class Renderer {
@@ -48,11 +51,13 @@ export class Renderer {
     return specs;
   }
 
-  /** All tiles to fetch now (the image first, then the labels). */
+  /** All tiles to fetch now (the image first, then the labels, then the overlay). */
   wanted() {
     const specs = [];
+    const overlay = this.app.overlay.shown;
     if (this.app.imageLayer) specs.push(...this.visibleSpecs(this.app.imageLayer));
     if (this.app.labelLayer && this.app.view.showSegmentation) specs.push(...this.visibleSpecs(this.app.labelLayer));
+    if (overlay) specs.push(...this.visibleSpecs(overlay));
     return specs;
   }
 
@@ -63,8 +68,9 @@ export class Renderer {
     ctx.fillStyle = "#07080b";
     ctx.fillRect(0, 0, camera.width, camera.height);
     this.drawVolumeFrame();
-    if (app.imageLayer) this.drawLayer(app.imageLayer, false);
-    if (app.labelLayer && app.view.showSegmentation) this.drawLayer(app.labelLayer, true);
+    if (app.imageLayer) this.drawLayer(app.imageLayer, "image");
+    if (app.overlay.shown) this.drawLayer(app.overlay.shown, "overlay");
+    if (app.labelLayer && app.view.showSegmentation) this.drawLayer(app.labelLayer, "labels");
     this.drawPreview();
     this.drawStrokes();
     this.drawSeeds();
@@ -85,13 +91,13 @@ export class Renderer {
     ctx.strokeRect(a.sx - 0.5, a.sy - 0.5, b.sx - a.sx + 1, b.sy - a.sy + 1);
   }
 
-  drawLayer(layerName, isLabel) {
+  drawLayer(layerName, role) {
     const { ctx, app } = this;
     const level = this.levelOf(layerName);
     const info = app.tiles.layers.get(layerName);
     const scale = info.levels[level].scale;
     ctx.save();
-    if (!isLabel) {
+    if (role === "image") {
       ctx.filter = `brightness(${app.view.brightness}) contrast(${app.view.contrast})`;
       ctx.imageSmoothingEnabled = app.camera.zoom * this.dpr / scale[2] < 3;
     } else {
@@ -99,8 +105,8 @@ export class Renderer {
     }
     for (const spec of this.visibleSpecs(layerName, level)) {
       const tile = app.tiles.get(tileKey(spec.layer, spec.level, spec.z, spec.row, spec.col));
-      if (tile) this.drawTile(tile, spec, info, isLabel);
-      else this.drawFallback(spec, info, isLabel);
+      if (tile) this.drawTile(tile, spec, info, role);
+      else this.drawFallback(spec, info, role);
     }
     ctx.restore();
   }
@@ -113,32 +119,37 @@ export class Renderer {
     return [spec.col * t * sx, spec.row * t * sy, (spec.col * t + w) * sx, (spec.row * t + h) * sy];
   }
 
-  source(tile, isLabel) {
-    if (!isLabel) return tile.bitmap;
-    if (tile.stamp !== this.app.colourStamp) {
-      const { width, height } = tile.label;
+  /** What to draw for a tile: its picture, or its ids or values coloured for `role`. */
+  source(tile, role) {
+    if (tile.bitmap) return tile.bitmap;
+    const { app } = this;
+    const stamp = role === "overlay" ? `o${app.overlay.stamp}` : `l${app.colourStamp}`;
+    if (tile.stamp !== stamp) {
+      const { width, height } = tile.label || tile.values;
       if (!tile.canvas) {
         tile.canvas = document.createElement("canvas");
         tile.canvas.width = width;
         tile.canvas.height = height;
         tile.image = new ImageData(width, height);
       }
-      colourTile(tile.label, this.app.colourStyle(), new Uint32Array(tile.image.data.buffer));
+      const out = new Uint32Array(tile.image.data.buffer);
+      if (tile.values) colourValues(tile.values.values, app.overlay.table, out);
+      else colourTile(tile.label, role === "overlay" ? app.overlay.labelStyle() : app.colourStyle(), out);
       tile.canvas.getContext("2d").putImageData(tile.image, 0, 0);
-      tile.stamp = this.app.colourStamp;
+      tile.stamp = stamp;
     }
     return tile.canvas;
   }
 
-  drawTile(tile, spec, info, isLabel) {
+  drawTile(tile, spec, info, role) {
     const [x0, y0, x1, y1] = this.tileRect(spec, info);
     const a = this.app.camera.toScreen(x0, y0);
     const b = this.app.camera.toScreen(x1, y1);
-    this.ctx.drawImage(this.source(tile, isLabel), a.sx, a.sy, b.sx - a.sx, b.sy - a.sy);
+    this.ctx.drawImage(this.source(tile, role), a.sx, a.sy, b.sx - a.sx, b.sy - a.sy);
   }
 
   /** While a tile loads, draw the part of a coarser cached tile that covers it. */
-  drawFallback(spec, info, isLabel) {
+  drawFallback(spec, info, role) {
     const t = this.app.tiles.tileSize;
     const [x0, y0, x1, y1] = this.tileRect(spec, info);
     for (let level = spec.level + 1; level < info.levels.length; level += 1) {
@@ -148,7 +159,7 @@ export class Renderer {
       const z = Math.floor(this.app.camera.z / sz);
       const tile = this.app.tiles.peek(tileKey(spec.layer, level, z, row, col));
       if (!tile) continue;
-      const src = this.source(tile, isLabel);
+      const src = this.source(tile, role);
       const px = x0 / sx - col * t;
       const py = y0 / sy - row * t;
       const pw = Math.min((x1 - x0) / sx, src.width - px);

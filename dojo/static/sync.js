@@ -93,6 +93,11 @@ export class Sync {
 
   receive(edit) {
     if (edit.version <= this.version) return;
+    if (edit.kind === "replace") {
+      // The segmentation was replaced; the edits before are archived: none to wait for.
+      for (const v of this.buffer.keys()) if (v < edit.version) this.buffer.delete(v);
+      this.version = edit.version - 1;
+    }
     this.buffer.set(edit.version, edit);
     this.drain();
     if (this.buffer.size && !this.gapTimer) {
@@ -108,6 +113,12 @@ export class Sync {
       this.handlers.edit(edit);
     }
     for (const v of this.buffer.keys()) if (v <= this.version) this.buffer.delete(v);
+  }
+
+  /** Ask for the edits since ours (something else than a client may have made one: a job). */
+  async pull() {
+    const answer = await this.request(EVENTS.DOJO_SINCE, { since: this.version });
+    if (answer.ok) for (const edit of answer.edits) this.receive(edit);
   }
 
   async catchUp() {

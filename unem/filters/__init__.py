@@ -1,1 +1,2 @@
-"""Filters over layers: 2D/3D smoothing now; pipelines and post-processing later."""
+"""Filters over layers: 2D/3D smoothing, and post-processing of predictions into
+segmentations (threshold, watershed); their job kinds are in `unem.filters.jobs`."""

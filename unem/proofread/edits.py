@@ -30,6 +30,7 @@ from unem.volumes.datasets import Dataset, Layer, get_dataset
 from unem.workspace import Workspace
 
 EDIT_LAYER = "segmentation"
+REPLACE_KIND = "replace"  # the edit that replaced the whole segmentation (unem.proofread.replace)
 MAX_REVERT_VOXELS = 256 * 2**20  # a revert holds its box in memory twice
 
 
@@ -141,6 +142,14 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
+def layer_stamp(db: Any, dataset_id: str, name: str = EDIT_LAYER) -> str:
+    """What identifies the current volume of a layer: it changes when the layer is written
+    anew (replaced, overwritten), never with edits. Empty if there is no such layer."""
+    row = db.execute("select created_at, dtype from layers where dataset_id = ? and name = ?",
+                     [dataset_id, name]).fetchone()
+    return "" if row is None else f"{row[0]}/{row[1]}"
+
+
 def _row_to_edit(row: Mapping[str, Any]) -> Edit:
     mapping = {int(f): (int(b), int(a)) for f, b, a in json.loads(row["mapping"] or "[]")}
     return Edit(
@@ -159,6 +168,8 @@ class Proofreader:
         self.ws = ws
         self.dataset_id = dataset_id
         self.lock = threading.RLock()  # one edit at a time per dataset, in version order
+        # Read before the layer: if it is replaced in between, the stamp is the older one.
+        self.stamp = layer_stamp(ws.db, dataset_id)  # the volume this instance opened
         self.dataset: Dataset = get_dataset(ws, dataset_id)
         self.layer: Layer = self.dataset.layer(EDIT_LAYER)
         self.group = zarr.open_group(str(self.layer.path), mode="r+")
@@ -335,6 +346,7 @@ class Proofreader:
                 touched: set[int], txid: str | None, undo_of: int | None) -> Edit:
         patch = change.patch
         with write_transaction(self.db):
+            self._refuse_if_replaced()
             version = self.version() + 1
             self._apply_to_tables(change)
             self._touch_segment_rows(touched, version, user)
@@ -351,6 +363,13 @@ class Proofreader:
             }
             self.db["edits"].insert(row)
         return _row_to_edit(row)
+
+    def _refuse_if_replaced(self) -> None:
+        """Inside the commit's transaction: the change was computed on the volume this
+        instance opened; if a job replaced the segmentation meanwhile, it must not land."""
+        if layer_stamp(self.db, self.dataset_id) != self.stamp:
+            raise Conflict("The segmentation of this dataset was replaced meanwhile; your "
+                           "edit was not saved. Your view is now updated.", {"replaced": True})
 
     def _apply_to_tables(self, change: Change) -> None:
         if change.patch is not None:
@@ -412,8 +431,8 @@ class Proofreader:
 
     def _last_undoable(self, user: str) -> Edit:
         rows = self.db["edits"].rows_where(
-            "dataset_id = ? and user = ? and kind != 'undo' and undone_by is null",
-            [self.dataset_id, user], order_by="version desc", limit=1)
+            "dataset_id = ? and user = ? and kind not in ('undo', ?) and undone_by is null",
+            [self.dataset_id, user, REPLACE_KIND], order_by="version desc", limit=1)
         found = [_row_to_edit(r) for r in rows]
         if not found:
             raise BadInput("Nothing to undo.")
@@ -470,12 +489,22 @@ class Proofreader:
             self._prepare()
             if not 0 <= version < self.version():
                 raise BadInput(f"Version {version} is not before the current one.")
+            replaced = self._replaced_at()
+            if version < replaced:
+                raise BadInput(f"The segmentation was replaced at version {replaced}; the "
+                               "history before it is archived and cannot be reverted to.")
             later = [self._change_of(e.version) for e in self._later_edits(version)]
 
             def change(ctx: EditContext) -> Change:
                 return combined_inverse(ctx, later)
 
             return self.commit(user, "revert", {"to": version}, change, txid=txid)
+
+    def _replaced_at(self) -> int:
+        """The version of the last replacement of the whole segmentation (0: never)."""
+        row = self.db.execute("select max(version) from edits where dataset_id = ? and kind = ?",
+                              [self.dataset_id, REPLACE_KIND]).fetchone()
+        return int(row[0] or 0)
 
     def new_segment_id(self) -> int:
         """An id no fragment or segment of this dataset has used, to paint a new segment."""
@@ -532,12 +561,14 @@ _REGISTRY_LOCK = threading.Lock()
 
 
 def proofreader(ws: Workspace, dataset_id: str) -> Proofreader:
-    """The one Proofreader of a dataset in this process (its lock orders all edits)."""
+    """The one Proofreader of a dataset in this process (its lock orders all edits); a new
+    one once the segmentation volume was replaced (by a job, in another process)."""
     key = (ws.root, dataset_id)
     with _REGISTRY_LOCK:
-        if key not in _PROOFREADERS:
-            _PROOFREADERS[key] = Proofreader(ws, dataset_id)
-        return _PROOFREADERS[key]
+        cached = _PROOFREADERS.get(key)
+        if cached is None or cached.stamp != layer_stamp(ws.db, dataset_id):
+            cached = _PROOFREADERS[key] = Proofreader(ws, dataset_id)
+        return cached
 
 
 def prepare_for_proofreading(ws: Workspace, dataset_id: str,

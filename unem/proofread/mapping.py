@@ -51,13 +51,18 @@ def scan_fragments(layer: Layer, progress: Progress = no_progress) -> dict[int, 
     totals: dict[int, FragmentStats] = {}
     depth = layer.shape[0]
     for z in range(depth):
-        for fragment, stats in slice_stats(np.asarray(array[z]), z).items():
-            if fragment in totals:
-                totals[fragment].add(stats.voxels, stats.box)
-            else:
-                totals[fragment] = stats
+        add_slice(totals, np.asarray(array[z]), z)
         progress(z + 1, depth, "indexing segmentation")
     return totals
+
+
+def add_slice(totals: dict[int, FragmentStats], labels: np.ndarray, z: int) -> None:
+    """Count and box the fragments of slice `z` into `totals`."""
+    for fragment, stats in slice_stats(labels, z).items():
+        if fragment in totals:
+            totals[fragment].add(stats.voxels, stats.box)
+        else:
+            totals[fragment] = stats
 
 
 def is_indexed(db: Database, dataset_id: str) -> bool:
@@ -67,7 +72,11 @@ def is_indexed(db: Database, dataset_id: str) -> bool:
 def build_index(db: Database, dataset_id: str, layer: Layer,
                 progress: Progress = no_progress) -> None:
     """Fill the fragments table of a dataset (identity mapping) and its id counter."""
-    totals = scan_fragments(layer, progress)
+    write_index(db, dataset_id, scan_fragments(layer, progress))
+
+
+def write_index(db: Database, dataset_id: str, totals: Mapping[int, FragmentStats]) -> None:
+    """Replace a dataset's fragment rows (identity mapping) and id counter by `totals`."""
     rows = ({"dataset_id": dataset_id, "fragment": f, "segment": f, "voxels": s.voxels,
              **dict(zip(("z0", "y0", "x0", "z1", "y1", "x1"), s.box.to_json(), strict=True))}
             for f, s in totals.items())

@@ -1,11 +1,12 @@
 """Export a layer as files: PNG/TIFF stacks, multi-page TIFF, HDF5, NPY, NPZ or Zarr.
 
 Every format streams slice by slice (memory stays bounded) and, except for the colour PNG
-rendering of labels, re-imports bit-exactly.
+rendering of labels and conversions to another `dtype`, re-imports bit-exactly.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import uuid
 import zipfile
@@ -32,6 +33,10 @@ FORMATS = {
     "npz": "NumPy .npz archive with the array 'stack'",
     "zarr": "Zarr array (full resolution)",
 }
+DTYPES = {
+    "uint8": "8 bits: images and predictions scaled to 0–255 (a probability 1 is 255)",
+    "uint16": "16 bits: images and predictions scaled to 0–65535 (8-bit values × 257)",
+}  # label ids are never scaled: they must fit the type
 SUFFIXES = {"tiff-multipage": ".tif", "hdf5": ".h5", "npy": ".npy", "npz": ".npz", "zarr": ".zarr"}
 
 
@@ -63,10 +68,15 @@ def default_target(folder: Path, dataset_id: str, layer: Layer, fmt: str) -> Pat
 
 
 def export_layer(layer: Layer, fmt: str, target: Path, progress: Progress = no_progress,
-                 relabel: Mapping[int, int] | None = None) -> Path:
-    """Write `layer` to `target` in format `fmt`; refuse to overwrite anything."""
+                 relabel: Mapping[int, int] | None = None, dtype: str | None = None) -> Path:
+    """Write `layer` to `target` in format `fmt` (and in `dtype`, see DTYPES, if given);
+    refuse to overwrite anything."""
     if fmt not in FORMATS:
         raise BadInput(f"Unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}.")
+    check_dtype(dtype)
+    source = layer  # read as stored; `layer` describes what is written
+    if dtype:
+        layer = dataclasses.replace(layer, dtype=dtype)
     if target.exists():
         raise Conflict(f"{target} already exists; choose another name.")
     if not target.parent.is_dir():
@@ -76,7 +86,7 @@ def export_layer(layer: Layer, fmt: str, target: Path, progress: Progress = no_p
     # A name of its own, so that two exports to the same target never write into each other.
     partial = target.with_name(f".partial-{uuid.uuid4().hex[:12]}-{target.name}")
     try:
-        writer(layer, partial, counted(layer, progress, relabel))
+        writer(layer, partial, counted(source, progress, relabel, dtype))
         if target.exists():
             raise Conflict(f"{target} was created while exporting; choose another name.")
         partial.rename(target)
@@ -116,12 +126,38 @@ def check_fits(layer: Layer, fmt: str, relabel: Mapping[int, int] | None = None)
         )
 
 
-def counted(layer: Layer, progress: Progress, relabel: Mapping[int, int] | None
-            ) -> Iterator[np.ndarray]:
+def counted(layer: Layer, progress: Progress, relabel: Mapping[int, int] | None,
+            dtype: str | None = None) -> Iterator[np.ndarray]:
     total = layer.shape[0]
     for z, array in enumerate(layer_slices(layer, relabel)):
-        yield array
+        yield converted(array, layer.kind, dtype, z) if dtype else array
         progress(z + 1, total, "exporting")
+
+
+def check_dtype(dtype: str | None) -> None:
+    if dtype and dtype not in DTYPES:
+        raise BadInput(f"Unknown export type {dtype!r}; choose {' or '.join(DTYPES)} (or none: "
+                       "as stored).")
+
+
+def converted(array: np.ndarray, kind: str, dtype: str, z: int = 0) -> np.ndarray:
+    """One slice in `dtype`: images and predictions keep their meaning on the new scale
+    (uint8 × 257 = uint16; probabilities in [0, 1] × the top value); label ids keep their
+    value, and BadInput if they do not fit."""
+    if array.dtype == np.dtype(dtype):
+        return array
+    top = int(np.iinfo(dtype).max)
+    if kind in LABEL_KINDS:
+        if array.size and int(array.max()) > top:
+            raise BadInput(f"Slice {z} has ids up to {int(array.max())}: they do not fit "
+                           f"{dtype}. Export the ids as they are stored.")
+        return array.astype(dtype)
+    if np.issubdtype(array.dtype, np.floating):
+        values = np.clip(np.nan_to_num(array.astype(np.float64)), 0, 1) * top
+    else:
+        values = array.astype(np.float64) * (top / float(np.iinfo(array.dtype).max))
+    scaled: np.ndarray = np.rint(values).astype(dtype)
+    return scaled
 
 
 def png_array(array: np.ndarray) -> np.ndarray:

@@ -81,6 +81,18 @@ def to_display(tile: np.ndarray, value_range: tuple[float, float]) -> np.ndarray
     return scaled.astype(np.uint8)
 
 
+def prediction_to_display(tile: np.ndarray) -> np.ndarray:
+    """A probability tile in 8 bits on a fixed scale (never stretched, so 0.5 always looks
+    the same): uint8 as stored, uint16 / 257, floats (probabilities) × 255."""
+    if tile.dtype == np.uint8:
+        return tile
+    if tile.dtype == np.uint16:
+        scaled = (tile.astype(np.uint32) + 128) // 257
+    else:
+        scaled = np.rint(np.clip(np.nan_to_num(tile.astype(np.float32)), 0, 1) * 255)
+    return scaled.astype(np.uint8)
+
+
 def encode_image_tile(tile: np.ndarray, fmt: str = "jpeg", quality: int = 90) -> bytes:
     """Encode an 8-bit tile (see `to_display` for other types)."""
     if fmt not in IMAGE_FORMATS:
@@ -105,6 +117,8 @@ def render_tile(layer: Layer, address: TileAddress, fmt: str = "jpeg") -> tuple[
     tile = read_tile(layer, address)
     if layer.kind in LABEL_KINDS:
         return encode_label_tile(tile), "application/octet-stream"
-    if tile.dtype != np.uint8:
+    if layer.kind == "prediction":
+        tile = prediction_to_display(tile)
+    elif tile.dtype != np.uint8:
         tile = to_display(tile, display_range(str(layer.path), layer.levels[-1].path))
     return encode_image_tile(tile, fmt), IMAGE_FORMATS[fmt]

@@ -153,11 +153,13 @@ def export_layer(dataset_id: str) -> Any:
     fmt = str(data.get("format", ""))
     if fmt not in export.FORMATS:
         raise BadInput(f"Unknown format {fmt!r}; choose one of {', '.join(export.FORMATS)}.")
+    dtype = str(data.get("dtype") or "") or None
+    export.check_dtype(dtype)
     ws = workspace()
     target = export.default_target(ws.exports, dataset_id, layer, fmt)
 
     def work(progress: Any) -> dict[str, Any]:
-        written = export_current(ws, dataset_id, layer.name, fmt, target, progress)
+        written = export_current(ws, dataset_id, layer.name, fmt, target, progress, dtype)
         return {"name": written.name, "download": f"/api/exports/{written.name}"}
 
     task = app_state().tasks.start("export", f"Export {dataset_id}/{layer.name}", user_name(), work)

@@ -2,6 +2,7 @@
 import { io } from "/vendor/socket.io.esm.min.js";
 import { EVENTS, NAMESPACES } from "/events.js";
 import { api, element, formatBytes } from "/static/api.js";
+import { connectJobs } from "/static/jobs_view.js";
 
 const grid = document.getElementById("datasets");
 const empty = document.getElementById("empty");
@@ -19,6 +20,7 @@ function addedText(isoTime) {
 }
 
 const EXPORT_FORMATS = ["tiff-multipage", "tiff", "png", "png-colour", "hdf5", "npz", "npy", "zarr"];
+const EXPORT_TYPES = { "": "as stored", uint8: "8-bit", uint16: "16-bit" };
 let permissions = [];
 
 function exportForm(dataset) {
@@ -26,15 +28,46 @@ function exportForm(dataset) {
     ...dataset.layers.map((l) => element("option", { value: l.name }, l.name)));
   const format = element("select", { "aria-label": "export format" },
     ...EXPORT_FORMATS.map((f) => element("option", { value: f }, f)));
+  const dtype = element("select", { "aria-label": "export type", title: "Predictions and images are scaled (a probability of 1 is 255 or 65535); label ids are kept" },
+    ...Object.entries(EXPORT_TYPES).map(([value, text]) => element("option", { value }, text)));
   const go = element("button", { type: "button", onclick: async () => {
     try {
       showTask(await api("POST", `/api/datasets/${dataset.id}/export`,
-                         { layer: layer.value, format: format.value }));
+                         { layer: layer.value, format: format.value, dtype: dtype.value || null }));
     } catch (failure) {
       alert(failure.message);
     }
   } }, "Export");
-  return element("div", { class: "row export" }, layer, format, go);
+  return element("div", { class: "row export" }, layer, format, dtype, go);
+}
+
+// One click from a prediction to a segmentation to proofread: the segment-prediction job
+// with its defaults (admins only, as every job); it shows up in the jobs list below.
+function segmentButtons(dataset) {
+  const predictions = dataset.layers.filter((l) => l.kind === "prediction");
+  if (!permissions.includes("admin") || !predictions.length) return null;
+  return element("div", { class: "segment-predictions" }, ...predictions.map((layer) => {
+    const marks = element("select", { "aria-label": `what ${layer.name} marks` },
+      element("option", { value: "boundaries" }, "marks boundaries"),
+      element("option", { value: "objects" }, "marks objects"));
+    const status = element("span", { class: "muted status", "aria-live": "polite" });
+    const go = element("button", {
+      type: "button", "data-layer": layer.name,
+      title: "Segment this prediction (watershed, 3D) into the segmentation you proofread in Dojo; "
+        + "the current segmentation is kept as a layer segmentation-before-<time>",
+      onclick: async () => {
+        try {
+          const job = await api("POST", "/api/jobs", { kind: "segment-prediction", options: {
+            dataset: dataset.id, layer: layer.name, boundary: marks.value === "boundaries" } });
+          status.replaceChildren(element("a", { href: job.page_url }, `job #${job.id} started`));
+        } catch (failure) {
+          status.textContent = failure.message;
+        }
+      },
+    }, "Segment for proofreading");
+    return element("div", { class: "row segment" }, element("span", { class: "layer" }, layer.name),
+      marks, go, status);
+  }));
 }
 
 function datasetCard(dataset) {
@@ -47,13 +80,18 @@ function datasetCard(dataset) {
                        alt: `middle slice of ${dataset.name}`, class: "thumb", loading: "lazy" })),
     element("h3", {}, dataset.name),
     element("div", { class: "row tools" },
-      element("a", { href: dojo, class: "button primary" }, "Proofread in Dojo")),
+      element("a", { href: dojo, class: "button primary" }, "Proofread in Dojo"),
+      dataset.layers.some((l) => l.kind === "segmentation")
+        ? element("a", { href: `/annotator/${encodeURIComponent(dataset.id)}`, class: "button",
+                         title: "See the segments as meshes, name them, drop markers, export" }, "3D annotator")
+        : null),
     element("dl", {},
       element("dt", {}, "Voxels"), element("dd", { title: "z × y × x" }, shapeText(dataset.shape)),
       element("dt", {}, "Voxel size"), element("dd", { title: "z × y × x" }, `${vz} × ${vy} × ${vx} nm`),
       element("dt", {}, "Layers"), element("dd", {}, layers),
       element("dt", {}, "On disk"), element("dd", {}, formatBytes(dataset.size_bytes)),
       element("dt", {}, "Added"), element("dd", {}, `${addedText(dataset.created_at)} by ${dataset.created_by}`)),
+    segmentButtons(dataset),
     permissions.includes("edit") ? exportForm(dataset) : null);
 }
 
@@ -195,3 +233,5 @@ function setupBrowser(form) {
 setupImport();
 refreshDatasets();
 connect();
+// A finished job may have added layers (a prediction, a kept segmentation): show them.
+connectJobs({ updated: (job) => job.state === "done" && refreshDatasets() });
