@@ -5,6 +5,7 @@ prediction layers, trained-model import and export."""
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -266,3 +267,24 @@ def test_an_imported_keras_file_predicts_without_its_description(
 def test_trained_model_description_is_json(workspace: Workspace, trained: str) -> None:
     info = json.loads((get_trained_model(workspace, trained).folder / "model.json").read_text())
     assert info["training"]["steps"] == 60 and info["size_multiple"] == 4
+
+
+def test_savedmodel_export_is_a_zip_tensorflow_loads(workspace: Workspace, trained: str) -> None:
+    import tensorflow as tf
+
+    from unem.train2d.exporting import export_trained_model
+
+    archive = export_trained_model(workspace, trained, "savedmodel")
+    assert archive.name == "saved_model.zip" and zipfile.is_zipfile(archive)
+    with zipfile.ZipFile(archive) as files:
+        assert "saved_model/saved_model.pb" in files.namelist()
+        files.extractall(archive.parent / "unzipped")
+    loaded = tf.saved_model.load(str(archive.parent / "unzipped" / "saved_model"))
+    tiles = np.zeros((1, 32, 32, 1), np.float32)
+    assert tuple(loaded.serve(tiles).shape) == (1, 32, 32, 2)
+    assert export_trained_model(workspace, trained, "keras").name == "model.keras"
+    names = {
+        f["name"] if isinstance(f, dict) else f
+        for f in get_trained_model(workspace, trained).to_json()["files"]
+    }
+    assert {"model.keras", "saved_model.zip"} <= names
