@@ -21,8 +21,7 @@ from unem.errors import BadInput
 from unem.proofread.edits import EDIT_LAYER
 from unem.proofread.mapping import non_identity_mapping
 from unem.train2d.augment import augment as augment_patch
-from unem.train2d.losses import IGNORE
-from unem.train2d.options import AugmentOptions, TargetMode, TrainOptions
+from unem.train2d.options import IGNORE, AugmentOptions, TargetMode, TrainOptions
 from unem.volumes.datasets import Dataset, Layer, get_dataset
 from unem.volumes.export import relabelled
 from unem.volumes.store import LABEL_KINDS, open_level

@@ -20,9 +20,8 @@ from typing import Any, Literal
 import numpy as np
 
 from unem.errors import BadInput
-from unem.train2d.options import LossName
+from unem.train2d.options import IGNORE, LossName
 
-IGNORE = 255  # target value of pixels left out of the loss (unlabelled, or the ignore label)
 DICE_SMOOTH = 1.0  # added to the Dice numerator and denominator: an absent class scores 1
 
 Activation = Literal["softmax", "sigmoid"]

@@ -12,6 +12,8 @@ DATASET: JsonDict = {"x-unem-choices": "dataset"}  # the form offers the dataset
 LAYER: JsonDict = {"x-unem-choices": "layer"}  # ... and the layers of the chosen dataset
 MODEL: JsonDict = {"x-unem-choices": "model"}  # ... and the registered models
 
+IGNORE = 255  # target value of pixels left out of the loss (unlabelled, or the ignore label)
+
 LossName = Literal[
     "softmax_cross_entropy",
     "weighted_cross_entropy",

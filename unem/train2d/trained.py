@@ -72,13 +72,15 @@ def check_model_name(name: str) -> str:
 
 
 def list_trained_models(ws: Workspace) -> list[TrainedModel]:
-    """Every trained model with a readable `model.json`, newest first."""
+    """Every trained 2D model with a readable `model.json`, newest first."""
     found = []
     for info_path in models_dir(ws).glob(f"*/{INFO_FILE}"):
         try:
             info = json.loads(info_path.read_text())
         except (OSError, ValueError):
             continue  # a model being written, or damaged: not offered
+        if info.get("kind") == "ffn":
+            continue  # flood-filling networks are listed by unem.ffn
         if (info_path.parent / KERAS_FILE).exists():
             found.append(TrainedModel(info_path.parent.name, info_path.parent, info))
     return sorted(found, key=lambda m: str(m.info.get("created_at", "")), reverse=True)
