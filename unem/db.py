@@ -117,3 +117,59 @@ def m004_jobs(db: Database) -> None:
         defaults={"step": 0, "total": 0, "attempts": 0, "cancel_requested": 0, "resumable": 0},
     )
     db.table("jobs").create_index(["state"])
+
+
+@MIGRATIONS()
+def m005_annotator_markers(db: Database) -> None:
+    """The 3D annotator: marker points on objects, and a colour per segment (unem.annotations)."""
+    db.table("markers").create(
+        {
+            "id": int,
+            "dataset_id": str,
+            "segment": int,  # the parent object (0: none)
+            "name": str,
+            "x": float,  # position in nm, like every coordinate of the 3D annotator
+            "y": float,
+            "z": float,
+            "radius": float,  # nm
+            "colour": str,  # "#rrggbb"
+            "user": str,
+            "created_at": str,
+        },
+        pk="id",
+        not_null={"dataset_id", "x", "y", "z"},
+    )
+    db.table("markers").create_index(["dataset_id"])
+    # Names are the segments' own (Dojo's): a colour joins them, so a segment looks the same
+    # to everyone viewing the dataset.
+    db.table("segments").add_column("colour", str)
+
+
+@MIGRATIONS()
+def m006_evaluations(db: Database) -> None:
+    """Evaluation reports (unem.evaluation_reports): scores against ground truth."""
+    db.table("evaluations").create(
+        {
+            "id": int,
+            "dataset_id": str,  # of the segmentation; no foreign key: a report outlives it
+            "segmentation": str,
+            "groundtruth_dataset": str,
+            "groundtruth": str,
+            "mode": str,  # instance | semantic
+            "options": str,  # JSON, the evaluate job's options
+            "voxels": int,
+            "objects": int,
+            "segments": int,
+            "scores": str,  # JSON {name: value}
+            "per_slice": str,  # JSON {column: [value per slice]}
+            "offenders": str,  # JSON {most_split: [...], most_merged: [...]} or null
+            "versions": str,  # JSON {dataset: edit version scored}
+            "seconds": float,
+            "user": str,
+            "job_id": int,
+            "created_at": str,
+        },
+        pk="id",
+        not_null={"dataset_id", "segmentation", "groundtruth", "mode", "created_at"},
+    )
+    db.table("evaluations").create_index(["dataset_id"])
