@@ -16,7 +16,7 @@ FFN_KIND = "ffn"  # `kind` in the model.json of a trained FFN
 
 def list_ffn_models(ws: Workspace) -> list[TrainedModel]:
     """The workspace's trained FFN models (newest first)."""
-    return [m for m in list_trained_models(ws) if m.info.get("kind") == FFN_KIND]
+    return list_trained_models(ws, kind=FFN_KIND)
 
 
 def get_ffn_model(ws: Workspace, name: str) -> TrainedModel:

@@ -20,6 +20,7 @@ from unem.workspace import Workspace
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 KERAS_FILE = "model.keras"
 INFO_FILE = "model.json"
+CNN2D = "cnn2d"  # the `kind` of a model.json that names none
 
 
 @dataclass(frozen=True)
@@ -71,16 +72,17 @@ def check_model_name(name: str) -> str:
     return name
 
 
-def list_trained_models(ws: Workspace) -> list[TrainedModel]:
-    """Every trained 2D model with a readable `model.json`, newest first."""
+def list_trained_models(ws: Workspace, kind: str = CNN2D) -> list[TrainedModel]:
+    """Every trained model of `kind` (2D CNNs unless told; "ffn": flood-filling networks)
+    with a readable `model.json`, newest first."""
     found = []
     for info_path in models_dir(ws).glob(f"*/{INFO_FILE}"):
         try:
             info = json.loads(info_path.read_text())
         except (OSError, ValueError):
             continue  # a model being written, or damaged: not offered
-        if info.get("kind") == "ffn":
-            continue  # flood-filling networks are listed by unem.ffn
+        if info.get("kind", CNN2D) != kind:
+            continue
         if (info_path.parent / KERAS_FILE).exists():
             found.append(TrainedModel(info_path.parent.name, info_path.parent, info))
     return sorted(found, key=lambda m: str(m.info.get("created_at", "")), reverse=True)

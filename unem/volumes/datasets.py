@@ -382,6 +382,9 @@ def delete_dataset(ws: Workspace, dataset_id: str) -> None:
         ws.db.table("datasets").delete(dataset_id)
         if ws.dataset_dir(dataset_id).exists():
             ws.dataset_dir(dataset_id).rename(trash / dataset_id)
+    meshes = ws.root / "meshes" / dataset_id  # the 3D annotator's mesh cache
+    if meshes.exists():
+        meshes.rename(trash / f"{dataset_id}-meshes")
     shutil.rmtree(trash, ignore_errors=True)
 
 
