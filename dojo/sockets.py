@@ -19,6 +19,7 @@ from flask_socketio import emit, join_room, leave_room
 from unem.auth import User
 from unem.errors import BadInput, Forbidden, UnemError
 from unem.proofread import edits, marks, requests, segments
+from unem.web import signals
 from unem.web.auth_views import current_user
 from unem.web.events import EVENTS, NAMESPACES
 from unem.web.sockets import AuthenticatedNamespace
@@ -138,6 +139,7 @@ class DojoNamespace(AuthenticatedNamespace):
     def _publish(self, dataset_id: str, edit: edits.Edit) -> dict[str, Any]:
         payload = edit.to_json()
         self._broadcast(EVENTS["DOJO_EDITED"], payload, dataset_id)
+        signals.send(signals.edit_committed, dataset=dataset_id, edit=edit)
         return {"edit": payload}
 
     @answered
@@ -207,6 +209,7 @@ class DojoNamespace(AuthenticatedNamespace):
         name = segments.rename_segment(workspace().db, data["dataset"], segment,
                                        str(data.get("name", "")))
         self._broadcast(EVENTS["DOJO_SEGMENT"], {"id": segment, "name": name}, data["dataset"])
+        signals.send(signals.segment_renamed, dataset=data["dataset"], segment=segment, name=name)
         return {"id": segment, "name": name}
 
     def _broadcast_marks(self, dataset_id: str) -> None:

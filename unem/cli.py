@@ -1,5 +1,5 @@
 """The command line: `python main.py [serve]`, `import`, `export`, `datasets`, `users`, `demo`,
-`jobs`, `train`, `infer`, `run`, `models`.
+`jobs`, `train`, `infer`, `run`, `models`, `ffn`.
 
 Flags of `serve` are generated from `unem.config.SETTINGS`, so every setting is also a flag.
 """
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 COMMANDS = (
     "serve", "import", "export", "datasets", "users", "demo", "jobs", "train", "infer", "run",
-    "models",
+    "models", "ffn",
 )  # fmt: skip
 LAYER_FLAGS = ("segmentation", "groundtruth", "prediction")
 
@@ -89,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_jobs_parser(commands)
     add_job_parsers(commands)
     add_models_parser(commands)
+    add_ffn_parser(commands)
     return parser
 
 
@@ -231,6 +232,35 @@ def add_models_parser(commands: Any) -> None:
     export = add_action(actions, "export", "export a trained model (keras, savedmodel or onnx)")
     export.add_argument("name", help="trained model name")
     export.add_argument("--format", choices=("keras", "savedmodel", "onnx"), default="onnx")
+
+
+def add_ffn_parser(commands: Any) -> None:
+    parser = commands.add_parser(
+        "ffn", help="flood-filling networks: prepare, train, segment (jobs), list"
+    )
+    add_setting_flags(parser, ["workspace", "plugins"])
+    actions = parser.add_subparsers(dest="action")
+    add_action(actions, "list", "presets, preparations and trained FFN models (default)")
+    preset_help = "model size preset (`ffn list` shows them)"
+    prep = add_action(actions, "prep", "prepare training data from instance labels (ffn-prep)")
+    prep.add_argument("dataset", help="dataset id (see `datasets list`)")
+    prep.add_argument("--image-layer", default="image", help="layer of EM images")
+    prep.add_argument("--label-layer", default="groundtruth", help="layer of instance labels")
+    prep.add_argument("--preset", help=f"{preset_help}; default: the job's")
+    prep.add_argument("--name", default="", help="name of the preparation")
+    add_option_flags(prep, "preparation")
+    train = add_action(actions, "train", "train an FFN on a preparation (an ffn-train job)")
+    train.add_argument("preparation", help="preparation name (see `ffn list`)")
+    train.add_argument("--preset", help=f"{preset_help}; default: the preparation's geometry")
+    train.add_argument("--name", default="", help="name of the trained model in the workspace")
+    add_option_flags(train, "training")
+    infer = add_action(actions, "infer", "segment a dataset with a trained FFN (ffn-infer)")
+    infer.add_argument("--model", required=True, help="trained FFN model (see `ffn list`)")
+    infer.add_argument("--dataset", required=True, help="dataset id (see `datasets list`)")
+    infer.add_argument(
+        "--output", help="layer to write (default: replace the segmentation, kept as a layer)"
+    )
+    add_option_flags(infer, "inference")
 
 
 def parse_settings(pairs: Sequence[str]) -> dict[str, Any]:
@@ -526,6 +556,58 @@ def run_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_ffn(args: argparse.Namespace) -> int:
+    settings = parse_settings(getattr(args, "settings", []))
+    if args.action == "prep":
+        options = {"dataset": args.dataset, "image_layer": args.image_layer,
+                   "label_layer": args.label_layer, "name": args.name}  # fmt: skip
+        preset = {"preset": args.preset} if args.preset else {}
+        return run_job_here(args, "ffn-prep", {**options, **preset, **settings})
+    if args.action == "train":
+        return run_job_here(args, "ffn-train", {**ffn_train_options(args), **settings})
+    if args.action == "infer":
+        options = {"model": args.model, "dataset": args.dataset}
+        output = {"output": args.output} if args.output else {}
+        return run_job_here(args, "ffn-infer", {**options, **output, **settings})
+    return print_ffn_catalog(workspace_from(args))
+
+
+def ffn_train_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The preparation, its geometry unless a preset is named, and the model's name."""
+    options: dict[str, Any] = {"preparation": args.preparation, "output": args.name}
+    if args.preset:
+        return {**options, "preset": args.preset}
+    from unem.ffn.catalog import training_geometry
+    from unem.ffn.prep import get_preparation
+
+    preparation = get_preparation(workspace_from(args), args.preparation)
+    return {**options, **training_geometry(preparation)}
+
+
+def print_ffn_catalog(ws: Workspace) -> int:
+    from unem.ffn.catalog import list_ffn_models_json, list_preparations_json
+    from unem.ffn.options import PRESETS
+
+    def zyx(values: Sequence[int]) -> str:
+        return "×".join(str(v) for v in values)
+
+    print("presets: FOV z×y×x, deltas, depth, features")
+    for name, preset in PRESETS.items():
+        geometry = f"{zyx(preset.fov):9} {zyx(preset.deltas):7}"
+        print(f"  {name:14} {geometry} {preset.depth:3} {preset.features:4}")
+    print("preparations: data, preset, FOV, training centres, created")
+    for prep in list_preparations_json(ws):
+        data = f"{prep['dataset']}/{prep['label_layer']}"
+        print(f"  {prep['name']:28} {data:28} {prep['preset']:14} {zyx(prep['fov']):9}", end="")
+        print(f" {prep['coordinates']:>9}  {prep['created_at']}")
+    print("trained FFN models: preset, FOV, steps, preparation")
+    for model in list_ffn_models_json(ws):
+        preset, steps = model.get("preset", "?"), model.get("steps", "?")
+        print(f"  {model['name']:28} {preset:14} {zyx(model['fov']):9} {steps:>7}", end="")
+        print(f"  {model.get('preparation', '')}")
+    return 0
+
+
 RUNNERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "serve": run_serve,
     "import": run_import,
@@ -538,6 +620,7 @@ RUNNERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "infer": run_infer,
     "run": run_any_job,
     "models": run_models,
+    "ffn": run_ffn,
 }
 
 

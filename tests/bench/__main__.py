@@ -20,7 +20,7 @@ from tests.bench.imports import run_import_benchmarks
 from tests.bench.results import Result, table, write_json
 from tests.bench.startup import run_startup_benchmarks
 
-GROUPS = ("imports", "startup", "dojo", "jobs")
+GROUPS = ("imports", "startup", "dojo", "jobs", "train2d", "metrics", "meshes", "filters", "ffn")
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,26 @@ def run_group(group: str, scratch: Path, args: argparse.Namespace) -> list[Resul
         from tests.bench.jobs import run_job_benchmarks
 
         return run_job_benchmarks(scratch, args.quick, log)
+    if group == "train2d":
+        from tests.bench.train2d import run_train2d_benchmarks  # imports Keras
+
+        return run_train2d_benchmarks(scratch, args.quick, log)
+    if group == "metrics":
+        from tests.bench.metrics import run_metrics_benchmarks  # scikit-image as the baseline
+
+        return run_metrics_benchmarks(scratch, args.quick, log)
+    if group == "meshes":
+        from tests.bench.meshes import run_mesh_benchmarks  # zmesh, scikit-image baselines
+
+        return run_mesh_benchmarks(scratch, args.quick, log)
+    if group == "filters":
+        from tests.bench.filters import run_filter_benchmarks  # scipy, scikit-image, cc3d
+
+        return run_filter_benchmarks(scratch, args.quick, log)
+    if group == "ffn":
+        from tests.bench.ffn import run_ffn_benchmarks  # imports Keras
+
+        return run_ffn_benchmarks(scratch, args.quick, log)
     from tests.bench.dojo import run_dojo_benchmarks  # imports the core, zarr, socketio
 
     return run_dojo_benchmarks(scratch, args.quick, log)

@@ -46,7 +46,16 @@ __all__ = [  # BrokenPlugin and the file loader moved to unem.plugins; still imp
 
 RESOURCES = ("accelerator", "cpu")  # accelerator: one at a time (GPU); cpu: a small pool beside
 HOOK = JOBS_HOOK
-BUILTIN_MODULES = ("unem.jobs.builtin", "unem.train2d.jobs", "unem.filters.jobs")
+BUILTIN_MODULES = (
+    "unem.jobs.builtin",
+    "unem.train2d.jobs",
+    "unem.filters.jobs",
+    "unem.filters.pipeline_jobs",
+    "unem.ffn.jobs",
+    "unem.ffn.infer_jobs",
+    "unem.meshes.jobs",
+    "unem.evaluation_jobs",
+)
 ENTRY_POINT_GROUP = "unem.jobs"
 
 

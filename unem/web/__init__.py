@@ -16,11 +16,15 @@ from unem.workspace import Workspace
 
 def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     """Build the app for `config` (Settings, or a mapping of setting overrides)."""
+    import annotator3d
     import dojo
     from unem.web import (
         auth_views,
         datasets_api,
         errors,
+        evaluation,
+        ffn,
+        filters,
         jobs,
         jobs_api,
         pages,
@@ -50,8 +54,8 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     socketio = create_socketio(app)
     tasks = TaskRunner(app, socketio)
     app.extensions["unem"] = AppState(settings, ws, auth.new_token(), socketio, tasks)
-    subsystems = (errors, auth_views, pages, datasets_api, users_api, vendor, dojo,
-                  jobs, jobs_api, tensorboard_proxy, trainer)  # fmt: skip
+    subsystems = (errors, auth_views, pages, datasets_api, users_api, vendor, dojo, annotator3d,
+                  jobs, jobs_api, tensorboard_proxy, trainer, evaluation, filters, ffn)  # fmt: skip
     for subsystem in subsystems:
         subsystem.init_app(app)
     return app

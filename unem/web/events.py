@@ -8,6 +8,7 @@ NAMESPACES = {
     "DATASETS": "/datasets",  # the home page: imports, exports, demo creation, dataset list
     "DOJO": "/dojo",  # the proofreader: a room per dataset
     "JOBS": "/jobs",  # the jobs pages and the home page: every job's state, progress and log
+    "ANNOTATOR": "/annotator",  # the 3D annotator: a room per dataset
 }
 EVENTS = {
     # payload {id, kind, title, state, step, total, message, user}
@@ -59,6 +60,29 @@ EVENTS = {
     "DOJO_MARKS": "marks",
     # {users: [{sid, user, colour, cursor: {z, y, x} | null}]}
     "DOJO_PRESENCE": "presence",
+    # ---- /annotator, client → server (answers through the acknowledgement, as /dojo's);
+    # positions and radii in nm, positions as [x, y, z] ----
+    # {dataset} → {ok, version}: enter the dataset's room
+    "ANNOTATOR_JOIN": "join",
+    # {dataset, segment, name} → {ok, id, name}; broadcast ANNOTATOR_OBJECT here and
+    # DOJO_SEGMENT on /dojo (the same names in both tools)
+    "ANNOTATOR_RENAME": "rename",
+    # {dataset, segment, colour: "#rrggbb" | null (back to the default)} → {ok, id, colour}
+    "ANNOTATOR_COLOUR": "colour",
+    # {dataset, position, segment, name, radius, colour} → {ok, marker}; broadcast MARKERS
+    "ANNOTATOR_MARKER_ADD": "marker_add",
+    # {dataset, id, and any of name, segment, position, radius, colour} → {ok, marker}
+    "ANNOTATOR_MARKER_UPDATE": "marker_update",
+    # {dataset, id} → {ok}
+    "ANNOTATOR_MARKER_DELETE": "marker_delete",
+    # ---- /annotator, server → the dataset's room ----
+    # {id, name?, colour?}: an object was renamed (here or in Dojo) or recoloured
+    "ANNOTATOR_OBJECT": "object",
+    # {markers: [{id, segment, name, position, radius, colour, user, created_at}, ...]}
+    "ANNOTATOR_MARKERS": "markers",
+    # {dataset, segment, version, removed}: a Dojo edit changed this segment and its mesh
+    # was made again (removed: the segment no longer exists); clients refetch it
+    "ANNOTATOR_MESH_UPDATED": "mesh:updated",
     # ---- /jobs, server → every connected client ----
     # a job as GET /api/jobs/<id> answers (without its log): sent when it is submitted,
     # starts, ends (done/failed/cancelled/interrupted) or is queued again to resume

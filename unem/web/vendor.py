@@ -13,6 +13,11 @@ from flask import Blueprint, Flask, Response, abort, send_file
 
 VENDOR_FILES = {
     "socket.io.esm.min.js": "socket.io-client/dist/socket.io.esm.min.js",
+    # three.js for the 3D annotator; the controls import "three", mapped by the page's importmap
+    "three.module.js": "three/build/three.module.js",
+    "three.core.js": "three/build/three.core.js",
+    "OrbitControls.js": "three/examples/jsm/controls/OrbitControls.js",
+    "TrackballControls.js": "three/examples/jsm/controls/TrackballControls.js",
 }
 
 

@@ -1,7 +1,8 @@
 // A form generated from a JSON schema (pydantic): numbers (bounds → min/max), booleans,
 // choices, text, lists, JSON objects, and nested option groups (collapsible). Fields marked
 // x-unem-choices offer the datasets, the chosen dataset's layers, the registered models or
-// the trained models. Used by the jobs page and the trainer.
+// the trained models, FFN preparations and FFN models. Used by the jobs page, the trainer and
+// the FFN page.
 import { api, element } from "/static/api.js";
 
 // x-unem-choices → where the choices come from, and how each is shown.
@@ -11,6 +12,14 @@ const CHOICES = {
   "trained-model": {
     path: "/api/trained-models", key: "models", value: (m) => m.name,
     text: (m) => (m.model ? `${m.name} (${m.model})` : m.name),
+  },
+  "ffn-preparation": {
+    path: "/api/ffn/preparations", key: "preparations", value: (p) => p.name,
+    text: (p) => `${p.name} (${p.dataset}/${p.label_layer}, ${p.preset})`,
+  },
+  "ffn-model": {
+    path: "/api/ffn/models", key: "models", value: (m) => m.name,
+    text: (m) => `${m.name} (${m.preset || "ffn"}, ${m.steps ?? "?"} steps)`,
   },
 };
 const loaded = new Map(); // choice kind → promise of the list
