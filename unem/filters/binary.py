@@ -73,6 +73,9 @@ def otsu_volume(volume: Any, options: OtsuOptions, run: RunContext) -> Iterator[
     from skimage.filters import threshold_otsu
 
     blocks = _blocks(volume)
+    low: float
+    high: float
+    counts: np.ndarray
     if np.issubdtype(np.asarray(volume[0:1]).dtype, np.integer):
         counts = np.zeros(1, np.int64)
         for block in blocks():
@@ -84,7 +87,7 @@ def otsu_volume(volume: Any, options: OtsuOptions, run: RunContext) -> Iterator[
     else:
         ranges = [(float(b.min()), float(b.max())) for b in blocks()]
         low, high = min(r[0] for r in ranges), max(r[1] for r in ranges)
-        counts = sum(np.histogram(b, bins=256, range=(low, high))[0] for b in blocks())
+        counts = np.sum([np.histogram(b, bins=256, range=(low, high))[0] for b in blocks()], axis=0)
         edges = np.histogram_bin_edges(np.array([low, high]), bins=256, range=(low, high))
         centers = (edges[:-1] + edges[1:]) / 2
     run.next_pass()
