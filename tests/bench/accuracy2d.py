@@ -90,6 +90,9 @@ def load_mito() -> tuple[np.ndarray, np.ndarray]:
     return image, np.stack([(m > 127) if m.dtype != bool else m for m in masks]).astype(np.uint8)
 
 
+# Flips, rotations and the default intensity changes; no elastic deformation: in 20 CPU
+# minutes the model sees each pixel a few dozen times at most, so it underfits rather than
+# overfits, and the deformation costs data-thread time on 2 cores.
 AUGMENT = {"flip": 0.5, "rotate90": 0.5, "elastic": 0.0}
 TASKS = {
     "isbi": Task(
@@ -106,7 +109,9 @@ TASKS = {
         "binary",
         "0-7",
         [8, 9],
-        {"loss": "softmax_cross_entropy", "augment": AUGMENT},
+        # Dice, not cross-entropy: mitochondria are ~5 % of the pixels. After 20 min each,
+        # validation IoU (section 2, held out from 00-07) was 0.735 with Dice, 0.648 with CE.
+        {"loss": "dice", "augment": AUGMENT},
     ),
 }
 
