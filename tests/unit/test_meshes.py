@@ -324,7 +324,56 @@ def test_the_mesh_job_meshes_everything(workspace: Workspace) -> None:
     assert done.result == {"dataset": dataset.id, "segments": 7, "lod": 1, "smooth": 0}
     cache = MeshCache(workspace, get_dataset(workspace, dataset.id))
     assert cache.cached_segments() == set(range(1, 8))
-    assert cache.path(2, 0, 1).exists()
+    simpler = cache.load(2, 0, 1)
+    assert simpler is not None and simpler.lod == 1
+
+
+def test_mesh_all_writes_one_pack_that_the_next_run_replaces(
+    workspace: Workspace, editors: list[Proofreader], meshed: list[int]
+) -> None:
+    dataset = dataset_of(workspace, several())
+    meshes.get_mesh(workspace, dataset.id, 3)  # a mesh of its own, kept beside the pack
+    assert meshes.mesh_all(workspace, dataset.id) == 7 and len(meshed) == 1
+    cache = MeshCache(workspace, get_dataset(workspace, dataset.id))
+    packs = cache.root / "packs"
+    first = sorted(p.name for p in packs.iterdir())
+    assert [p.rsplit(".", 1)[1] for p in first] == ["index", "meshes"]
+    assert sorted(p.name for p in cache.root.iterdir() if p.is_dir()) == ["3", "packs"]
+    assert cache.cached_segments() == set(range(1, 8))
+    assert meshes.get_mesh(workspace, dataset.id, 5).is_watertight and len(meshed) == 1
+
+    editor = editor_of(workspace, editors, dataset)
+    merge = editor.commit("ann", "merge", {}, tools.merge([6, 7]))
+    cache.forget(7)  # what remesh does for a segment merged away
+    assert cache.load(7, 0) is None and 7 not in cache.cached_segments()
+    assert cache.load(6, 0) is not None  # the old version stays, found by its old key only
+    assert meshes.get_mesh(workspace, dataset.id, 6).version == merge.version
+    assert len(meshed) == 2
+
+    paint = editor.commit("ann", "paint", {}, tools.paint(21, [(22, 10)], 2, 3))
+    assert cache.path(3, 0).exists()
+    assert meshes.mesh_all(workspace, dataset.id) == 6
+    second = sorted(p.name for p in packs.iterdir())
+    assert len(second) == 2 and not set(first) & set(second)  # the older pack is gone
+    assert cache.load(1, 0) is not None and cache.load(6, merge.version) is not None
+    assert cache.load(6, 0) is None
+    assert cache.load(3, paint.version) is not None and not cache.path(3, 0).exists()
+    assert cache.path(6, merge.version).exists()  # as new as the pack's: kept
+
+
+def test_a_failed_mesh_all_leaves_no_pack(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dataset = dataset_of(workspace, several())
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(build, "derive", broken)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        meshes.mesh_all(workspace, dataset.id, lod=1)
+    cache = MeshCache(workspace, get_dataset(workspace, dataset.id))
+    assert list((cache.root / "packs").iterdir()) == [] and cache.cached_segments() == set()
 
 
 # ---- the binary form ----

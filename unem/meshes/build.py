@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from unem.errors import BadInput, NotFound
 from unem.meshes.cache import MeshCache
 from unem.meshes.mesh import Mesh
+from unem.meshes.packs import PackWriter
 from unem.meshes.segmentation import Blocks, Segmentation, open_segmentation, plan_blocks
 from unem.meshes.surface import (
     LODS,
@@ -101,25 +102,23 @@ def remesh(
 
 
 class Finisher:
-    """Welds, simplifies and caches the surfaces `mesh_all` collects, on a thread of its own:
+    """Welds, simplifies and packs the surfaces `mesh_all` collects, on a thread of its own:
     zmesh holds the GIL while it meshes, but file writes and numpy release it, so on a
     machine with a spare core the cache is written while the next surfaces are made."""
 
     def __init__(
         self,
         segmentation: Segmentation,
-        cache: MeshCache,
+        pack: PackWriter | None,
         lod: int,
         iterations: int,
         versions: dict[int, int],
-        caching: bool,
     ) -> None:
         self.size = segmentation.voxel_size
-        self.cache = cache
+        self.pack = pack  # None: nothing is cached
         self.lod, self.iterations = lod, iterations
         self.versions = versions
         self.base = replaced_at(segmentation.ws.db, segmentation.id)
-        self.caching = caching
         self.done = 0
         # bounded: the meshing thread waits rather than holding every surface in memory
         self.queue: queue.Queue[tuple[int, list[Surface]] | None] = queue.Queue(maxsize=16)
@@ -145,16 +144,22 @@ class Finisher:
         surface = weld(parts)
         version = self.versions.get(segment, self.base)
         mesh = Mesh(to_nm(surface, self.size), surface.faces, segment, version)
-        if self.caching:
-            self.cache.store(mesh)
+        if self.pack is not None:
+            self.pack.add(mesh)
             if self.lod or self.iterations:
-                self.cache.store(derive(mesh, self.lod, self.iterations, self.size))
+                self.pack.add(derive(mesh, self.lod, self.iterations, self.size))
         self.done += 1
 
-    def close(self) -> int:
-        """Wait for every segment handed over; how many were finished."""
+    def close(self, failed: bool = False) -> int:
+        """Wait for every segment handed over and publish the pack (unless `failed`); how
+        many were finished."""
         self.queue.put(None)
         self.thread.join()
+        if self.pack is not None:
+            if failed or self.error is not None:
+                self.pack.abort()
+            else:
+                self.pack.close()
         if self.error is not None:
             raise self.error
         return self.done
@@ -176,6 +181,7 @@ def mesh_all(
     their shared seam vertices into the same surface the whole volume would give. A
     segment is finished (welded, simplified, cached) after the last block its box touches,
     so memory holds one block of labels and the surfaces of the segments crossing it.
+    The meshes go into one pack (`unem.meshes.packs`): one file, not one per segment.
     `block` (z, y, x) overrides the block shape `plan_blocks` chooses.
     """
     check_options(lod, smooth)
@@ -187,13 +193,16 @@ def mesh_all(
     last = {
         segment: blocks.last_block(box) for segment, box in segmentation.segment_boxes().items()
     }
-    finisher = Finisher(
-        segmentation, MeshCache(ws, segmentation.dataset), lod, smooth, versions, caching
-    )
+    cache = MeshCache(ws, segmentation.dataset)
+    finisher = Finisher(segmentation, cache.pack() if caching else None, lod, smooth, versions)
     try:
         mesh_blocks(segmentation, blocks, relabel, last, finisher, progress)
-    finally:
-        done = finisher.close()
+    except BaseException:
+        finisher.close(failed=True)
+        raise
+    done = finisher.close()
+    if caching:
+        cache.drop_older(versions)
     return done
 
 

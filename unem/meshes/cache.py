@@ -7,6 +7,8 @@ changes when the segmentation is replaced or re-imported): a new volume gets a n
 the old ones are removed. Within it a mesh is found by its key, (segment, version of the last
 edit touching the segment, lod, smooth): an edit of a segment changes its key, so nothing is
 ever invalidated by hand; storing a mesh removes the older versions of the same kind.
+`mesh_all` writes its meshes into one pack instead (`packs/`, see `unem.meshes.packs`):
+a mesh is looked up in its own file first, then in the packs.
 
 `areas.json` keeps the surface areas of lod-0 unsmoothed meshes (segment:version → nm²),
 computed when the object table first asks. `fragments.v<version>.npz` holds the object
@@ -24,11 +26,13 @@ import uuid
 from pathlib import Path
 
 from unem.meshes.mesh import Mesh
+from unem.meshes.packs import PackWriter, forget_in_packs, load_packed, packed_segments
 from unem.proofread.edits import layer_stamp
 from unem.volumes.datasets import Dataset
 from unem.workspace import Workspace
 
 AREAS = "areas.json"
+PACKS = "packs"
 
 
 class MeshCache:
@@ -56,8 +60,12 @@ class MeshCache:
         try:
             data = self.path(segment, version, lod, smooth).read_bytes()
         except FileNotFoundError:
-            return None
+            return load_packed(self.root / PACKS, (segment, version, lod, smooth))
         return Mesh.from_bytes(data, segment, version, lod, smooth)
+
+    def pack(self) -> PackWriter:
+        """A new pack to `add` many meshes to; `close` publishes it and drops the older."""
+        return PackWriter(self.root / PACKS)
 
     def store(self, mesh: Mesh) -> Path:
         """Write `mesh` under its key; older versions of the same lod and smoothing go."""
@@ -84,14 +92,30 @@ class MeshCache:
                 if name.startswith("v") and kind in name and not name.startswith(current):
                     Path(entry.path).unlink(missing_ok=True)
 
+    def drop_older(self, versions: dict[int, int]) -> None:
+        """Remove the files of meshes older than `versions` (segment → version), as a new
+        pack holding those versions makes them unreachable."""
+        with os.scandir(self.root) as entries:
+            folders = [(int(e.name), e.path) for e in entries if e.name.isdigit()]
+        for segment, folder in folders:
+            if segment not in versions:
+                continue
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    version = entry.name[1:].split(".", 1)[0]
+                    if version.isdigit() and int(version) < versions[segment]:
+                        Path(entry.path).unlink(missing_ok=True)
+
     def forget(self, segment: int) -> None:
         """Drop every mesh of a segment (it no longer exists)."""
         shutil.rmtree(self.root / str(segment), ignore_errors=True)
+        forget_in_packs(self.root / PACKS, segment)
 
     def cached_segments(self) -> set[int]:
-        """Segments with a folder here (one directory listing)."""
+        """Segments with a folder here or meshes in a pack (a listing and the indexes)."""
         with os.scandir(self.root) as entries:
-            return {int(e.name) for e in entries if e.is_dir() and e.name.isdigit()}
+            alone = {int(e.name) for e in entries if e.is_dir() and e.name.isdigit()}
+        return alone | packed_segments(self.root / PACKS)
 
     def surface_areas(self, versions: dict[int, int]) -> dict[int, float]:
         """The surface areas (nm²) of the cached lod-0 unsmoothed meshes of `versions`

@@ -60,13 +60,16 @@ def block_surfaces(labels: np.ndarray, origin: Sequence[int]) -> Iterator[tuple[
         part = mesher.get(label)
         if part.faces is None or len(part.faces) == 0:
             continue
-        yield int(label), Surface(part.vertices + offset, part.faces.astype(np.uint32))
+        vertices = part.vertices  # a new array: shifted in place
+        vertices += offset
+        yield int(label), Surface(vertices, part.faces.astype(np.uint32, copy=False))
 
 
 def mask_surface(mask: np.ndarray, origin: Sequence[int]) -> Surface:
     """The surface of a boolean (z, y, x) mask whose voxel [0, 0, 0] is volume voxel
     `origin`; closed, since the mask is padded by one voxel of background first."""
-    padded = np.pad(mask.astype(np.uint8, copy=False), 1)
+    as_bytes = mask.view(np.uint8) if mask.dtype == bool else mask.astype(np.uint8)
+    padded = np.pad(as_bytes, 1)
     shifted = [o - 1 for o in origin]
     for _, surface in block_surfaces(padded, shifted):
         return surface
