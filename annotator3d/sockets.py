@@ -72,10 +72,15 @@ class AnnotatorNamespace(AuthenticatedNamespace):
         colour = annotations.set_segment_colour(
             workspace().db, data["dataset"], segment, data.get("colour")
         )
-        self._broadcast(
-            EVENTS["ANNOTATOR_OBJECT"], {"id": segment, "colour": colour}, data["dataset"]
+        change = {"id": segment, "colour": colour}
+        self._broadcast(EVENTS["ANNOTATOR_OBJECT"], change, data["dataset"])
+        emit(
+            EVENTS["DOJO_SEGMENT"],
+            change,
+            to=dojo_room(data["dataset"]),
+            namespace=NAMESPACES["DOJO"],
         )
-        return {"id": segment, "colour": colour}
+        return change
 
     @answered
     def on_marker_add(self, data: dict[str, Any]) -> dict[str, Any]:

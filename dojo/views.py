@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Blueprint, Response, render_template, request
 
+from unem.annotations import segment_colours
 from unem.errors import BadInput
 from unem.proofread import edits, mapping, marks, segments
 from unem.volumes import tiles
@@ -41,6 +42,8 @@ def viewer_state(dataset: Dataset, proofreader: edits.Proofreader) -> dict[str, 
         "mapping": {str(f): s for f, s in mapping.non_identity_mapping(db, dataset.id).items()},
         "locks": {str(s): u for s, u in proofreader.locks().items()},
         "names": {str(s): n for s, n in segments.segment_names(db, dataset.id).items()},
+        # colours chosen in the 3D annotator; the others are hashed from the id (labels.js)
+        "colours": {str(s): c for s, c in segment_colours(db, dataset.id).items()},
         "marks": marks.list_marks(db, dataset.id),
         "tile_size": TILE,
     }

@@ -54,10 +54,24 @@ function hsvToRgb(h, s, v) {
 }
 
 const colourCache = new Map();
+const chosenColours = new Map(); // segment → [r, g, b] a user chose in the 3D annotator
 
-/** The colour of a segment: [r, g, b], stable across sessions and users. */
+/** Colours users chose ({segment: "#rrggbb"}), instead of the hashed ones; replaces all. */
+export function setChosenColours(colours) {
+  chosenColours.clear();
+  for (const [segment, hex] of Object.entries(colours || {})) chooseColour(Number(segment), hex);
+}
+
+/** One segment's chosen colour ("#rrggbb"; null: back to its hashed colour). */
+export function chooseColour(segment, hex) {
+  if (hex) chosenColours.set(segment, [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16)));
+  else chosenColours.delete(segment);
+}
+
+/** The colour of a segment: [r, g, b], stable across sessions and users (the one a user
+ * chose in the 3D annotator if any, else a hash of its id, which the annotator shares). */
 export function segmentColour(segment) {
-  let colour = colourCache.get(segment);
+  let colour = chosenColours.get(segment) || colourCache.get(segment);
   if (colour === undefined) {
     const h = mix(segment);
     colour = hsvToRgb((h & 0xffff) / 0x10000, 0.55 + ((h >>> 16) & 0xff) / 255 * 0.4,

@@ -9,7 +9,7 @@ import { connectJobs } from "/static/jobs_view.js";
 import { Camera } from "./camera.js";
 import { Editor } from "./editing.js";
 import { commandFor, renderHelp, shortcutLabel } from "./keys.js";
-import { cssColour } from "./labels.js";
+import { chooseColour, cssColour, setChosenColours } from "./labels.js";
 import { Overlay } from "./overlay.js";
 import { HistoryPanel, MarksPanel, SegmentTable, debounce, renderPresence } from "./panels.js";
 import { Renderer } from "./renderer.js";
@@ -42,6 +42,7 @@ class App {
     this.locks = new Map();
     this.setLocks(state.locks);
     this.names = new Map(Object.entries(state.names).map(([s, n]) => [Number(s), n]));
+    setChosenColours(state.colours);
     this.marks = state.marks;
     this.presence = [];
     this.selected = 0;
@@ -61,7 +62,7 @@ class App {
     this.renderer = new Renderer($("view"), this);
     this.editor = new Editor(this);
     this.sync = new Sync(this.datasetId, state.version, {
-      edit: (e) => this.applyEdit(e), locks: (l) => this.setLocks(l), segment: (s) => this.renamed(s),
+      edit: (e) => this.applyEdit(e), locks: (l) => this.setLocks(l), segment: (s) => this.segmentChanged(s),
       marks: (m) => this.setMarks(m), presence: (p) => this.setPresence(p),
       status: (text, live) => this.connection(text, live), joined: (again) => this.joined(again),
     });
@@ -165,6 +166,7 @@ class App {
         for (const [f, s] of Object.entries(later.mapping || {})) this.mapping.set(Number(f), s);
       }
       this.names = new Map(Object.entries(state.names).map(([s, n]) => [Number(s), n]));
+      setChosenColours(state.colours);
       this.setLocks(state.locks);
       this.setMarks(state.marks);
       this.layersChanged(state.dataset.layers);
@@ -212,9 +214,15 @@ class App {
     this.updateStatus();
   }
 
-  renamed({ id, name }) {
-    if (name) this.names.set(id, name);
-    else this.names.delete(id);
+  /** A segment renamed ({id, name}) here or in the 3D annotator, or recoloured there ({id, colour}). */
+  segmentChanged(change) {
+    const { id, name, colour } = change;
+    if ("name" in change && name) this.names.set(id, name);
+    else if ("name" in change) this.names.delete(id);
+    if ("colour" in change) {
+      chooseColour(id, colour);
+      this.recolour();
+    }
     this.refreshTables();
     this.updateStatus();
   }
@@ -243,6 +251,8 @@ class App {
     try {
       const state = await api("GET", `/dojo/api/${encodeURIComponent(this.datasetId)}/state`);
       this.names = new Map(Object.entries(state.names).map(([s, n]) => [Number(s), n]));
+      setChosenColours(state.colours);
+      this.recolour();
       this.setMarks(state.marks);
       this.segmentTable.load();
     } catch (error) {

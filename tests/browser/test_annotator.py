@@ -213,9 +213,21 @@ def test_a_second_users_rename_appears_live(
             "renamed by bob"
         )
         assert admin.evaluate(f"annotator.meshes.rows.get({segment}).name") == "renamed by bob"
-        # and a colour
+        # and a colour, which Dojo draws too: live, and after loading
+        dojo = errors.watch(second.new_page())
+        dojo.goto(f"{server.base}/dojo/{DEMO}")
+        dojo.wait_for_function("window.dojo && dojo.sync.joinedOnce && dojo.settled()")
+        dojo.locator("#segment-search").fill(str(segment))
+        swatch = dojo.locator(f'#segments tr[data-segment="{segment}"] .swatch')
+        expect(swatch).not_to_have_css("background-color", "rgb(0, 255, 0)")
+        stamp = dojo.evaluate("dojo.colourStamp")
         admin.evaluate(f"annotator.recolour({segment}, '#00ff00')")
         bob.wait_for_function(f"annotator.meshes.rows.get({segment}).colour === '#00ff00'")
+        expect(swatch).to_have_css("background-color", "rgb(0, 255, 0)")
+        assert dojo.evaluate("dojo.colourStamp") > stamp  # the label tiles are recoloured
+        dojo.reload()
+        dojo.locator("#segment-search").fill(str(segment))
+        expect(swatch).to_have_css("background-color", "rgb(0, 255, 0)")
         assert segment_name(server, segment) == "renamed by bob"
     finally:
         first.close()

@@ -1,5 +1,6 @@
 """The annotator's Socket.IO namespace: what one user changes reaches everyone viewing the
-dataset (in the annotator and, for names, in Dojo), and Dojo's edits re-mesh what they touched.
+dataset (in the annotator and, for names and colours, in Dojo), and Dojo's edits re-mesh
+what they touched.
 
 Flask-SocketIO's test clients share the session of Flask's test clients (in process); the
 last test runs a real server with real python-socketio clients on the demo dataset.
@@ -124,10 +125,17 @@ def test_a_rename_in_dojo_reaches_the_annotator(viewers: dict[str, Viewer]) -> N
         assert viewers[name].events(EVENTS["ANNOTATOR_OBJECT"]) == [{"id": 1, "name": "soma"}]
 
 
-def test_colours_reach_every_viewer(app: Flask, viewers: dict[str, Viewer], dataset: str) -> None:
+def test_colours_reach_every_viewer_and_dojo(
+    app: Flask, viewers: dict[str, Viewer], dataset: str, admin_client: FlaskClient
+) -> None:
+    state = f"/dojo/api/{dataset}/state"
+    assert admin_client.get(state).get_json()["colours"] == {}
     answer = viewers["admin"].call(EVENTS["ANNOTATOR_COLOUR"], segment=1, colour="#00FF00")
     assert answer == {"ok": True, "id": 1, "colour": "#00ff00"}
     assert viewers["vera"].events(EVENTS["ANNOTATOR_OBJECT"]) == [{"id": 1, "colour": "#00ff00"}]
+    # Dojo draws the segment in it: live, and from the state it loads
+    assert viewers["dojo"].events(EVENTS["DOJO_SEGMENT"]) == [{"id": 1, "colour": "#00ff00"}]
+    assert admin_client.get(state).get_json()["colours"] == {"1": "#00ff00"}
     bad = viewers["admin"].call(EVENTS["ANNOTATOR_COLOUR"], segment=1, colour="green")
     assert bad["ok"] is False and "#rrggbb" in bad["error"]
     from unem.annotations import segment_colours

@@ -54,7 +54,8 @@ EVENTS = {
     "DOJO_EDITED": "edited",
     # {locks: {segment: user}}
     "DOJO_LOCKS": "locks",
-    # {id, name}
+    # {id, name} (renamed here or in the 3D annotator) or {id, colour: "#rrggbb"} (recoloured
+    # in the 3D annotator; Dojo draws the segment in that colour)
     "DOJO_SEGMENT": "segment",
     # {marks: [...]}
     "DOJO_MARKS": "marks",
@@ -67,7 +68,8 @@ EVENTS = {
     # {dataset, segment, name} → {ok, id, name}; broadcast ANNOTATOR_OBJECT here and
     # DOJO_SEGMENT on /dojo (the same names in both tools)
     "ANNOTATOR_RENAME": "rename",
-    # {dataset, segment, colour: "#rrggbb" | null (back to the default)} → {ok, id, colour}
+    # {dataset, segment, colour: "#rrggbb" | null (back to the default)} → {ok, id, colour};
+    # broadcast ANNOTATOR_OBJECT here and DOJO_SEGMENT on /dojo
     "ANNOTATOR_COLOUR": "colour",
     # {dataset, position, segment, name, radius, colour} → {ok, marker}; broadcast MARKERS
     "ANNOTATOR_MARKER_ADD": "marker_add",
