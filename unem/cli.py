@@ -624,8 +624,18 @@ RUNNERS: dict[str, Callable[[argparse.Namespace], int]] = {
 }
 
 
+def use_spawn() -> None:
+    """Start any multiprocessing child afresh (`spawn`), as on Windows and macOS: the one
+    start method a frozen bundle supports everywhere, and no fork of a threaded server."""
+    import multiprocessing
+
+    if multiprocessing.get_start_method(allow_none=True) is None:
+        multiprocessing.set_start_method("spawn")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    use_spawn()
     if argv[:1] == ["--run-module"]:
         return run_module(argv[1:])
     if not argv or (argv[0] not in COMMANDS and argv[0] not in {"-h", "--help"}):
