@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import zarr
 
 from unem.errors import BadInput, Conflict, Forbidden, NotFound
 from unem.progress import Progress, no_progress
@@ -97,6 +96,8 @@ class EditContext:
         return read_box(self.proofreader.labels_level0, box)
 
     def read_image(self, box: Box) -> np.ndarray:
+        import zarr  # where arrays are opened: the server starts faster
+
         image = self.proofreader.dataset.layer("image")
         return np.asarray(zarr.open_array(str(image.path / "0"), mode="r")[box.slices])
 
@@ -167,6 +168,8 @@ class Proofreader:
     def __init__(self, ws: Workspace, dataset_id: str) -> None:
         self.ws = ws
         self.dataset_id = dataset_id
+        import zarr
+
         self.lock = threading.RLock()  # one edit at a time per dataset, in version order
         # Read before the layer: if it is replaced in between, the stamp is the older one.
         self.stamp = layer_stamp(ws.db, dataset_id)  # the volume this instance opened

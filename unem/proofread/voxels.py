@@ -10,12 +10,14 @@ import io
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import zarr
 
 from unem.volumes.store import Level
+
+if TYPE_CHECKING:  # zarr is imported where arrays are opened: the server starts faster
+    import zarr
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,8 @@ def read_box(array: zarr.Array[Any], box: Box) -> np.ndarray:
 
 def level_array(group: zarr.Group, level: Level) -> zarr.Array[Any]:
     """The array of one pyramid level of a layer's group."""
+    import zarr
+
     array = group[level.path]
     if not isinstance(array, zarr.Array):
         raise TypeError(f"{level.path} of {group.store} is not an array")

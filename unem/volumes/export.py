@@ -15,12 +15,11 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-import tifffile
-from PIL import Image
 
 from unem.errors import BadInput, Conflict
 from unem.progress import Progress, no_progress
 from unem.volumes.datasets import Layer
+from unem.volumes.sources import pillow_image
 from unem.volumes.store import LABEL_KINDS, chunks_for, open_level
 
 FORMATS = {
@@ -168,7 +167,7 @@ def write_png_stack(layer: Layer, target: Path, slices: Iterator[np.ndarray]) ->
     target.mkdir(parents=True)
     digits = len(str(layer.shape[0] - 1))
     for z, array in enumerate(slices):
-        Image.fromarray(png_array(array)).save(target / f"{z:0{digits}d}.png")
+        pillow_image().fromarray(png_array(array)).save(target / f"{z:0{digits}d}.png")
 
 
 def label_colours(array: np.ndarray) -> np.ndarray:
@@ -184,10 +183,12 @@ def write_colour_png_stack(layer: Layer, target: Path, slices: Iterator[np.ndarr
     target.mkdir(parents=True)
     digits = len(str(layer.shape[0] - 1))
     for z, array in enumerate(slices):
-        Image.fromarray(label_colours(array)).save(target / f"{z:0{digits}d}.png")
+        pillow_image().fromarray(label_colours(array)).save(target / f"{z:0{digits}d}.png")
 
 
 def write_tiff_stack(layer: Layer, target: Path, slices: Iterator[np.ndarray]) -> None:
+    import tifffile
+
     target.mkdir(parents=True)
     digits = len(str(layer.shape[0] - 1))
     for z, array in enumerate(slices):
@@ -195,6 +196,8 @@ def write_tiff_stack(layer: Layer, target: Path, slices: Iterator[np.ndarray]) -
 
 
 def write_multipage_tiff(layer: Layer, target: Path, slices: Iterator[np.ndarray]) -> None:
+    import tifffile
+
     itemsize = np.dtype(layer.dtype).itemsize
     bigtiff = int(np.prod(layer.shape)) * itemsize > 2**31
     # One series fed page by page: writing each slice on its own would make one series

@@ -5,10 +5,10 @@ from __future__ import annotations
 import io
 
 import numpy as np
-from PIL import Image
 
 from unem.volumes.datasets import Dataset
 from unem.volumes.export import label_colours
+from unem.volumes.sources import pillow_image
 from unem.volumes.store import LABEL_KINDS, open_level
 
 THUMBNAIL_SIZE = 256
@@ -41,7 +41,7 @@ def thumbnail_png(dataset: Dataset) -> bytes:
             rgb[tinted] = (1 - OVERLAY_ALPHA) * rgb[tinted] + OVERLAY_ALPHA * label_colours(labels)[
                 tinted
             ]
-    picture = Image.fromarray(rgb.astype(np.uint8))
+    picture = pillow_image().fromarray(rgb.astype(np.uint8))
     picture.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE))
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")

@@ -14,11 +14,10 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import IO, Any, Generic, Protocol, TypeVar
 
 import numpy as np
-import tifffile
-from PIL import Image
 
 from unem.errors import BadInput
 
@@ -40,7 +39,16 @@ PIL_MODE_DTYPES = {
 # What a broken or truncated file raises while its pixels are decoded (Pillow raises
 # SyntaxError for some broken PNG chunks; zip members raise zlib.error or EOFError).
 READ_ERRORS = (OSError, ValueError, SyntaxError, EOFError, zipfile.BadZipFile, zlib.error)
-Image.MAX_IMAGE_PIXELS = None  # EM sections are legitimately huge; they are not decompression bombs
+
+
+# tifffile and Pillow are imported where files are read, not when the server starts.
+def pillow_image() -> ModuleType:
+    """`PIL.Image`, its size guard off: EM sections are legitimately huge, not decompression
+    bombs."""
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = None
+    return Image
 
 
 def _nothing() -> None:
@@ -148,6 +156,8 @@ def open_source(path: Path, key: str | None = None) -> StackSource:
 
 def slice_header(path: Path) -> tuple[tuple[int, int], str, int]:
     """(height, width), dtype and page count of one image file, read from its header."""
+    import tifffile
+
     try:
         if path.suffix.lower() in TIFF_SUFFIXES:
             with tifffile.TiffFile(path) as tif:
@@ -157,7 +167,7 @@ def slice_header(path: Path) -> tuple[tuple[int, int], str, int]:
                 if page.samplesperpixel in (3, 4):
                     return (shape[0], shape[1]), "rgb", len(tif.pages)
                 return (shape[-2], shape[-1]), dtype, len(tif.pages)
-        with Image.open(path) as image:
+        with pillow_image().open(path) as image:
             dtype = PIL_MODE_DTYPES.get(image.mode, image.mode)
             return (image.height, image.width), dtype, getattr(image, "n_frames", 1)
     except READ_ERRORS as error:
@@ -165,10 +175,12 @@ def slice_header(path: Path) -> tuple[tuple[int, int], str, int]:
 
 
 def read_image_file(path: Path) -> np.ndarray:
+    import tifffile
+
     try:
         if path.suffix.lower() in TIFF_SUFFIXES:
             return np.asarray(tifffile.imread(path, key=0))
-        with Image.open(path) as image:
+        with pillow_image().open(path) as image:
             return np.asarray(image.convert("L") if image.mode == "P" else image)
     except READ_ERRORS as error:
         raise BadInput(f"{path} cannot be read as an image: {error}") from error
@@ -233,6 +245,8 @@ def open_single_image(path: Path, key: str | None = None) -> StackSource:
 
 
 def open_tiff(path: Path, key: str | None = None) -> StackSource:
+    import tifffile
+
     try:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]

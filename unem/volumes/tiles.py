@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from unem.errors import BadInput, NotFound
 from unem.volumes.datasets import Layer
+from unem.volumes.sources import pillow_image
 from unem.volumes.store import LABEL_KINDS, TILE, open_level
 
 IMAGE_FORMATS = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
@@ -98,7 +98,7 @@ def encode_image_tile(tile: np.ndarray, fmt: str = "jpeg", quality: int = 90) ->
     if fmt not in IMAGE_FORMATS:
         raise BadInput(f"Unknown tile format {fmt!r}; choose {', '.join(IMAGE_FORMATS)}.")
     buffer = io.BytesIO()
-    picture = Image.fromarray(tile)
+    picture = pillow_image().fromarray(tile)
     if fmt == "png":
         picture.save(buffer, format="PNG", compress_level=1)
     else:

@@ -4,6 +4,9 @@ through `/api/jobs` (admins).
 
 Roles: anyone logged in reads the catalog and saved pipelines and previews (a preview
 writes nothing and costs one slice); proofreaders and admins save and delete pipelines.
+
+The filters core (pydantic option models for every filter) is imported on the first
+request that needs it, not when the server starts.
 """
 
 from __future__ import annotations
@@ -14,10 +17,6 @@ from flask import Blueprint, Flask, Response, render_template
 
 from unem import __version__
 from unem.errors import BadInput
-from unem.filters.catalog import catalog
-from unem.filters.layer_runs import preview_slice
-from unem.filters.pipeline import make_pipeline
-from unem.filters.saved import delete_saved, list_saved, read_saved, save_pipeline
 from unem.web.auth_views import current_user, requires
 from unem.web.datasets_api import body, user_name
 from unem.web.state import workspace
@@ -32,6 +31,8 @@ def filters_page() -> str:
 
 @blueprint.get("/api/filters")
 def filters() -> Any:
+    from unem.filters.catalog import catalog
+
     return catalog().to_json()
 
 
@@ -47,6 +48,9 @@ def parse_box(value: Any) -> tuple[int, int, int, int] | None:
 
 @blueprint.post("/api/filters/preview")
 def preview() -> Response:
+    from unem.filters.layer_runs import preview_slice
+    from unem.filters.pipeline import make_pipeline
+
     data = body()
     try:
         z = int(data.get("z", 0))
@@ -69,23 +73,31 @@ def preview() -> Response:
 
 @blueprint.get("/api/pipelines")
 def pipelines() -> Any:
+    from unem.filters.saved import list_saved
+
     return {"pipelines": list_saved(workspace())}
 
 
 @blueprint.get("/api/pipelines/<name>")
 def pipeline(name: str) -> Any:
+    from unem.filters.saved import read_saved
+
     return read_saved(workspace(), name)
 
 
 @blueprint.put("/api/pipelines/<name>")
 @requires("edit")
 def save(name: str) -> Any:
+    from unem.filters.saved import save_pipeline
+
     return save_pipeline(workspace(), name, body(), user_name())
 
 
 @blueprint.delete("/api/pipelines/<name>")
 @requires("edit")
 def delete(name: str) -> Any:
+    from unem.filters.saved import delete_saved
+
     delete_saved(workspace(), name)
     return {"deleted": name}
 
