@@ -73,7 +73,10 @@ class Sizes:
     rss_repeats: int
 
 
-DEFAULT_TILING = (InferOptions.model_fields["tile_size"].default, 4)
+DEFAULT_TILING = (
+    InferOptions.model_fields["tile_size"].default,
+    InferOptions.model_fields["batch_size"].default,
+)
 FULL = Sizes(
     unet={},  # the U-Net's defaults: depth 4, 16 base filters
     patch=128,
@@ -82,7 +85,7 @@ FULL = Sizes(
     train_slices=(8, 512),
     train_repeats=3,
     infer_edge=1024,
-    tilings=(DEFAULT_TILING, (384, 4), (256, 8), (1024, 1)),
+    tilings=(DEFAULT_TILING, (512, 4), (384, 4), (256, 8)),
     infer_repeats=7,
     rss_unet={"depth": 2, "base_filters": 4},
     rss_slices=(10, 100),
@@ -371,11 +374,12 @@ def tiling_benchmarks(spec: ModelSpec, sizes: Sizes, log: Log) -> list[Result]:
 
 def tiling_note(edge: int, tile: int, multiple: int, default: bool) -> str:
     """How many tiles, and the share of extra pixels they predict."""
-    tiling = plan_tiling(edge, edge, min(tile, edge), OVERLAP, multiple)
+    tiling = plan_tiling(edge, edge, tile, OVERLAP, multiple)
     count = len(tiling.corners())
-    extra = count * tiling.tile**2 / edge**2
+    extra = tiling.predicted_pixels / edge**2
+    rows, cols = tiling.rows, tiling.cols
     note = (
-        f"{edge}² slice: {count} tiles of {tiling.tile}² (step {tiling.step}), "
+        f"{edge}² slice: {count} tiles of {rows.tile}×{cols.tile} (step {rows.step}), "
         f"{extra:.2f}× the slice's pixels: ratio ceiling ≈ {1 / extra:.2f}"
     )
     return note + ("; InferOptions' default tile size" if default else "")

@@ -16,7 +16,7 @@ import pytest
 from unem.errors import BadInput
 from unem.models.spec import ModelSpec
 from unem.plugins import discover_models
-from unem.train2d.infer import LoadedModel, infer_layer, plan_tiling, predict_tiled
+from unem.train2d.infer import LoadedModel, infer_layer, plan_axis, plan_tiling, predict_tiled
 from unem.train2d.options import AugmentOptions, InferOptions, TrainOptions
 from unem.train2d.train import TrainRun, train_model
 from unem.train2d.trained import get_trained_model, import_model_file, list_trained_models
@@ -203,11 +203,29 @@ def test_tiled_inference_of_a_pooling_model_has_no_seams(unet: ModelSpec) -> Non
 
 
 def test_tiling_covers_the_image_with_tiles_on_the_pooling_grid() -> None:
-    tiling = plan_tiling(1000, 700, 250, 0.125, 8)
-    assert tiling.tile % 8 == 0 and tiling.step % 8 == 0 and tiling.step < tiling.tile
+    tiling = plan_tiling(1000, 704, 250, 0.125, 8)
+    for axis, length in ((tiling.rows, 1000), (tiling.cols, 704)):
+        assert axis.tile % 8 == 0 and axis.step % 8 == 0 and axis.step < axis.tile
+        assert axis.tile - axis.step >= 0.125 * axis.tile
+        assert max(axis.starts()) + axis.tile == length
     corners = tiling.corners()
-    assert max(y for y, _ in corners) + tiling.tile == 1000
-    assert max(x for _, x in corners) + tiling.tile == 700
+    assert len(corners) == len(tiling.rows.starts()) * len(tiling.cols.starts())
+
+
+@pytest.mark.parametrize(
+    ("length", "tile", "expected"),
+    [
+        (1024, 512, (560, 480, 2)),  # two tiles a little larger, not three of 512
+        (1024, 384, (384, 336, 3)),
+        (600, 512, (600, 600, 1)),  # within the growth allowance: one tile
+        (4096, 512, (512, 448, 9)),  # 9 × 512 px beat 8 × 592 px
+    ],
+)
+def test_tiling_uses_the_fewest_tiles_of_about_the_asked_size(
+    length: int, tile: int, expected: tuple[int, int, int]
+) -> None:
+    axis = plan_axis(length, tile, 0.125, 16)
+    assert (axis.tile, axis.step, len(axis.starts())) == expected
 
 
 def test_small_and_odd_images_are_padded_and_cropped_back() -> None:

@@ -1,6 +1,7 @@
 """Inference of a trained 2D CNN on a stack: overlapping tiles, blended without seams.
 
-Each slice is cut into tiles of `tile_size` that overlap by `overlap` of a tile. A tile's
+Each slice is cut into the fewest tiles of about `tile_size` that overlap by at least
+`overlap` of a tile (see `plan_axis`). A tile's
 prediction is weighted by a smooth window that falls to zero over the outer `margin`
 pixels of each side, except on the sides touching the image border, so a pixel's value
 comes from tiles in which it lies far from the tile's edge: where the model's receptive
@@ -37,43 +38,102 @@ Predict = Callable[[np.ndarray], np.ndarray]  # (b, h, w, c) float32 → (b, h, 
 
 
 @dataclass(frozen=True)
-class Tiling:
-    """Where tiles of side `tile` go on an image of `height` × `width`."""
+class AxisTiles:
+    """Where tiles go along one axis: `count` tiles of `tile` pixels, `step` apart, the last
+    one flush with the end."""
 
-    height: int
-    width: int
+    length: int
     tile: int
     step: int
-    margin: int
 
-    def starts(self, length: int) -> list[int]:
-        if length <= self.tile:
+    def starts(self) -> list[int]:
+        if self.length <= self.tile:
             return [0]
-        starts = list(range(0, length - self.tile, self.step))
-        return [*starts, length - self.tile]
+        return [*range(0, self.length - self.tile, self.step), self.length - self.tile]
+
+    @property
+    def margin(self) -> int:
+        """The band at a tile's inner edges whose weight is zero: half the narrowest overlap."""
+        return 0 if self.length <= self.tile else (self.tile - self.step) // 2
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """Where tiles of `rows.tile` × `cols.tile` go on an image."""
+
+    rows: AxisTiles
+    cols: AxisTiles
 
     def corners(self) -> list[tuple[int, int]]:
-        return [(y, x) for y in self.starts(self.height) for x in self.starts(self.width)]
+        return [(y, x) for y in self.rows.starts() for x in self.cols.starts()]
+
+    @property
+    def predicted_pixels(self) -> int:
+        return len(self.corners()) * self.rows.tile * self.cols.tile
+
+
+# A tile may grow to this share of `tile_size` when that spares a whole row of tiles: a
+# 1024-pixel side takes two 560-pixel tiles with 1/8 overlap instead of three of 512.
+TILE_GROWTH = 1.25
+
+
+def plan_axis(length: int, tile: int, overlap: float, multiple: int) -> AxisTiles:
+    """Tiles (sides multiples of `multiple`, no larger than `TILE_GROWTH` × `tile`) that
+    cover `length` overlapping by at least `overlap` of a tile, predicting the fewest pixels.
+
+    Fewer, larger tiles repeat fewer overlaps, but rounding sides to the pooling grid can
+    make one more tile cheaper, so the first few feasible counts are compared.
+    """
+    largest = max(multiple, int(tile * TILE_GROWTH) // multiple * multiple)
+    if length <= largest:
+        return AxisTiles(length, length, length)
+    fewest = next(
+        n for n in range(2, length) if _smallest_side(length, n, overlap, multiple) <= largest
+    )
+    candidates = [
+        (count * side, count, side)
+        for count in range(fewest, fewest + 3)
+        if (side := _smallest_side(length, count, overlap, multiple)) <= largest
+    ]
+    _, _, side = min(candidates)
+    return AxisTiles(length, side, _step(side, overlap, multiple))
+
+
+def _smallest_side(length: int, count: int, overlap: float, multiple: int) -> int:
+    """The smallest tile side for which `count` tiles cover `length`: n tiles of side t
+    stepping by s cover t + (n - 1)·s pixels."""
+    side = _round_up(math.ceil(length / (count - (count - 1) * overlap)), multiple)
+    while side + (count - 1) * _step(side, overlap, multiple) < length:
+        side += multiple
+    return side
+
+
+def _step(tile: int, overlap: float, multiple: int) -> int:
+    return max(multiple, int(tile * (1 - overlap)) // multiple * multiple)
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
 
 
 def plan_tiling(height: int, width: int, tile: int, overlap: float, multiple: int) -> Tiling:
-    """Tiles of side `tile` (a multiple of `multiple`) stepping by a multiple of it."""
-    tile = max(multiple, tile // multiple * multiple)
-    step = max(multiple, int(tile * (1 - overlap)) // multiple * multiple)
-    margin = (tile - step) // 2
-    return Tiling(height, width, tile, step, margin)
+    """Tiles for an image whose sides are multiples of `multiple`."""
+    return Tiling(
+        plan_axis(height, tile, overlap, multiple), plan_axis(width, tile, overlap, multiple)
+    )
 
 
 def window(length: int, margin: int, at_start: bool, at_end: bool) -> np.ndarray:
     """1-D blending weights: a smooth bump, zero over `margin` at the inner ends."""
-    position = np.arange(length, dtype=np.float64) + 0.5
+    position = np.arange(length, dtype=np.float32) + 0.5
     centre, sigma = length / 2, length / 4
     weights = np.exp(-0.5 * ((position - centre) / sigma) ** 2)
     if margin and not at_start:
         weights[:margin] = 0
     if margin and not at_end:
         weights[length - margin :] = 0
-    return np.maximum(weights, 1e-6 if not margin else 0)
+    floored: np.ndarray = np.maximum(weights, 1e-6 if not margin else 0)
+    return floored
 
 
 def pad_to(image: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -100,34 +160,45 @@ def predict_tiled(
     the result cropped back.
     """
     height, width = image.shape[:2]
-    size = max(tile_size, multiple)
-    padded_h = max(size, math.ceil(height / multiple) * multiple)
-    padded_w = max(size, math.ceil(width / multiple) * multiple)
+    padded_h = math.ceil(height / multiple) * multiple
+    padded_w = math.ceil(width / multiple) * multiple
     padded = pad_to(image, padded_h, padded_w)
-    tiling = plan_tiling(padded_h, padded_w, min(size, padded_h, padded_w), overlap, multiple)
+    tiling = plan_tiling(padded_h, padded_w, max(tile_size, multiple), overlap, multiple)
     corners = tiling.corners()
+    tile_h, tile_w = tiling.rows.tile, tiling.cols.tile
+    if len(corners) == 1:  # one tile: its window's weights would cancel out
+        whole: np.ndarray = np.asarray(predict(padded[None]), dtype=np.float32)[0]
+        return whole[:height, :width]
+    row_windows = {y: _axis_window(tiling.rows, y) for y in tiling.rows.starts()}
+    col_windows = {x: _axis_window(tiling.cols, x) for x in tiling.cols.starts()}
     total: np.ndarray | None = None
-    weight_sum = np.zeros((padded_h, padded_w, 1), dtype=np.float64)
     for first in range(0, len(corners), batch_size):
         batch = corners[first : first + batch_size]
-        tiles = np.stack([padded[y : y + tiling.tile, x : x + tiling.tile] for y, x in batch])
-        logits = np.asarray(predict(tiles), dtype=np.float64)
+        tiles = np.stack([padded[y : y + tile_h, x : x + tile_w] for y, x in batch])
+        logits = np.asarray(predict(tiles), dtype=np.float32)
         if total is None:
-            total = np.zeros((padded_h, padded_w, logits.shape[-1]), dtype=np.float64)
+            total = np.zeros((padded_h, padded_w, logits.shape[-1]), dtype=np.float32)
         for (y, x), out in zip(batch, logits, strict=True):
-            weights = _tile_weights(tiling, y, x)
-            total[y : y + tiling.tile, x : x + tiling.tile] += out * weights
-            weight_sum[y : y + tiling.tile, x : x + tiling.tile] += weights
+            weights = np.outer(row_windows[y], col_windows[x])[..., None]
+            total[y : y + tile_h, x : x + tile_w] += out * weights
     assert total is not None
-    blended: np.ndarray = (total / np.maximum(weight_sum, 1e-12))[:height, :width]
-    return blended.astype(np.float32)
+    # Weights are separable and tiles sit on a grid, so their sum is the outer product of
+    # the per-axis sums: no second full-size accumulation.
+    row_sum = _axis_sum(row_windows, tile_h, padded_h)
+    col_sum = _axis_sum(col_windows, tile_w, padded_w)
+    total /= np.maximum(np.outer(row_sum, col_sum), 1e-12)[..., None]
+    return total[:height, :width]
 
 
-def _tile_weights(tiling: Tiling, y: int, x: int) -> np.ndarray:
-    t, m = tiling.tile, tiling.margin
-    wy = window(t, m, y == 0, y + t >= tiling.height)
-    wx = window(t, m, x == 0, x + t >= tiling.width)
-    return np.outer(wy, wx)[..., None]
+def _axis_sum(windows: dict[int, np.ndarray], tile: int, length: int) -> np.ndarray:
+    summed = np.zeros(length, dtype=np.float32)
+    for start, weights in windows.items():
+        summed[start : start + tile] += weights
+    return summed
+
+
+def _axis_window(axis: AxisTiles, start: int) -> np.ndarray:
+    return window(axis.tile, axis.margin, start == 0, start + axis.tile >= axis.length)
 
 
 class LoadedModel:

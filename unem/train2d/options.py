@@ -128,11 +128,15 @@ class InferOptions(BaseModel):
         1, ge=0, le=63, description="Class whose probability the prediction layer holds."
     )
     tile_size: int = Field(
-        512, ge=32, le=4096, description="Side of the tiles the model sees (pixels)."
+        1024,
+        ge=32,
+        le=4096,
+        description="Side of the tiles the model sees (pixels). Larger tiles repeat less "
+        "overlap, so run faster, but need more memory; a slice up to 1.25× this is one tile.",
     )
     overlap: float = Field(
         0.125, ge=0, lt=0.5, description="Overlap of neighbouring tiles, as a share of a tile."
     )
-    batch_size: int = Field(4, ge=1, le=64, description="Tiles predicted at once.")
+    batch_size: int = Field(1, ge=1, le=64, description="Tiles predicted at once.")
     slices: str = Field("", description="Slices to predict, e.g. 0-9 (empty: every slice).")
     overwrite: bool = Field(False, description="Replace a layer of that name if there is one.")
