@@ -14,10 +14,15 @@ bare library call, and 3D labelling against cc3d directly.
 
 Samples of each pair are interleaved (3 pairs; 7 when a sample takes under 4 s, where the
 disk's noise weighs most); the ratio is of the medians (target ≤ 1.2).
+
+To measure a few rows alone, name them in UNEM_BENCH_FILTERS (comma-separated parts of
+their names, any case): `UNEM_BENCH_FILTERS=link,in memory python -m tests.bench --only
+filters`.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -44,6 +49,7 @@ Bare = Callable[[np.ndarray], np.ndarray]
 TARGET = Target("ratio", False, 1.2)
 SHORT, SHORT_REPEATS = 4.0, 7  # samples under SHORT seconds: at least SHORT_REPEATS pairs
 MASK_STEP = {"filter": "threshold", "options": {"threshold": 128 / 255}}
+IN_MEMORY = "3D labelling in memory vs cc3d"
 
 
 @dataclass(frozen=True)
@@ -216,16 +222,24 @@ def run_filter_benchmarks(scratch: Path, quick: bool, log: Log) -> list[Result]:
     made = dataset(ws, edge)
     results = []
     log(f"  each filter's job path against the bare library call, {edge}³, {repeats} pairs")
-    for case in cases():
+    for case in filter(lambda c: chosen(c.name), cases()):
         job = partial(sample, ws, made, job_run, case)
         bare = partial(sample, ws, made, bare_run, case)
         jobs, bares = paired(job, bare, repeats, warm_up=not quick)
         note = "" if case.layer == "image" else f"reads the {case.layer} layer"
         results.append(Result(f"{case.name}, job path, {edge}³", "s", jobs, bares, TARGET, note))
         log(f"    {case.name}: {np.median(jobs):.3f} s vs {np.median(bares):.3f} s")
-    results.append(labelling_in_memory(ws, made, repeats, edge))
+    if chosen(IN_MEMORY):
+        results.append(labelling_in_memory(ws, made, repeats, edge))
     shutil.rmtree(ws.root, ignore_errors=True)
     return results
+
+
+def chosen(row: str) -> bool:
+    """Whether UNEM_BENCH_FILTERS (unset: every row) names the row."""
+    names = os.environ.get("UNEM_BENCH_FILTERS", "")
+    parts = [part.strip().lower() for part in names.split(",") if part.strip()]
+    return not parts or any(part in row.lower() for part in parts)
 
 
 def labelling_in_memory(ws: Workspace, dataset: str, repeats: int, edge: int) -> Result:
@@ -245,7 +259,7 @@ def labelling_in_memory(ws: Workspace, dataset: str, repeats: int, edge: int) ->
 
     runs, bares = paired(ours, bare, max(3, 2 * repeats), True)
     note = "the runner's stitched labelling (one slab here) of a mask, same result"
-    return Result(f"3D labelling in memory vs cc3d, {edge}³", "s", runs, bares, TARGET, note)
+    return Result(f"{IN_MEMORY}, {edge}³", "s", runs, bares, TARGET, note)
 
 
 def timed(action: Callable[[], object]) -> float:
