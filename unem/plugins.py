@@ -35,6 +35,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from unem.errors import BadInput
+from unem.forms import form_schema
 
 if TYPE_CHECKING:
     from unem.models.spec import ModelSpec
@@ -240,7 +241,7 @@ def check_options(spec: ModelSpec, what: str) -> None:
     required = [n for n, f in options.model_fields.items() if f.is_required()]
     if required:
         raise ValueError(f"{what}.Options: every field needs a default ({', '.join(required)})")
-    options.model_json_schema()  # the form is generated from it: fail here, not in the page
+    form_schema(options)  # the form is generated from it: fail here, not in the page
     options()
 
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from unem.errors import BadInput, NotFound
+from unem.forms import form_schema
 
 if TYPE_CHECKING:
     from unem.filters.runner import RunContext
@@ -114,7 +115,7 @@ class Filter:
         return self.output or input_kind
 
     def to_json(self) -> dict[str, Any]:
-        schema = self.options.model_json_schema()
+        schema = form_schema(self.options)
         return {
             "name": self.name,
             "title": self.title,

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from unem.errors import BadInput
+from unem.forms import form_schema
 from unem.plugins import (
     JOBS_HOOK,
     BrokenPlugin,
@@ -93,7 +94,7 @@ class JobKind:
         return self.describe(options) if self.describe else self.title
 
     def to_json(self) -> dict[str, Any]:
-        schema = self.options.model_json_schema()
+        schema = form_schema(self.options)
         return {
             "name": self.name,
             "title": self.title,

@@ -17,6 +17,8 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from unem.forms import form_schema
+
 # A keras.Model. Not imported even under TYPE_CHECKING: import-linter counts that import, and
 # the server (unem.web, unem.cli) reaches this module through unem.plugins. Keras is untyped
 # for mypy anyway.
@@ -65,7 +67,7 @@ class ModelSpec:
         return self.Options.model_validate(options)
 
     def to_json(self) -> dict[str, Any]:
-        schema = self.Options.model_json_schema()
+        schema = form_schema(self.Options)
         return {
             "name": self.name,
             "title": self.title,
