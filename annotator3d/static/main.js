@@ -136,6 +136,8 @@ class App {
   bindControls() {
     $("background").addEventListener("input", (e) => this.scene.setBackground(e.target.value));
     $("light").addEventListener("input", (e) => this.scene.setLight(Number(e.target.value)));
+    const smoothing = debounce((value) => this.meshes.setSmoothing(value), 300);
+    $("smoothing").addEventListener("input", (e) => smoothing(Number(e.target.value)));
     $("camera-mode").addEventListener("change", (e) => this.scene.useControls(e.target.value));
     $("show-box").addEventListener("change", (e) => this.scene.setBoxVisible(e.target.checked));
     $("show-markers").addEventListener("change", (e) => this.spheres.setVisible(e.target.checked));

@@ -35,10 +35,19 @@ export class ObjectMeshes {
     this.active = 0;
     this.loaded = 0;
     this.selected = 0;
+    this.smooth = 0; // Taubin iterations asked of the server for every mesh
   }
 
-  url(id, lod) {
-    return `/annotator/api/${encodeURIComponent(this.app.datasetId)}/meshes/${id}?lod=${lod}`;
+  url(id, lod, smooth = this.smooth) {
+    return `/annotator/api/${encodeURIComponent(this.app.datasetId)}/meshes/${id}?lod=${lod}&smooth=${smooth}`;
+  }
+
+  /** Smooth every mesh `iterations` times: the loaded ones are fetched again. */
+  setSmoothing(iterations) {
+    if (iterations === this.smooth) return;
+    this.smooth = iterations;
+    for (const row of this.rows.values()) row.lod = null;
+    this.loadVisible();
   }
 
   /** Take the object table; keep the view state (visibility, opacity...) of known objects,
@@ -96,8 +105,9 @@ export class ObjectMeshes {
 
   async fetch(row, force = false) {
     const lod = row.want;
+    const smooth = this.smooth;
     // The browser revalidates with the ETag (the mesh's version): unchanged meshes cost a 304.
-    const response = await fetch(this.url(row.id, lod), { credentials: "same-origin", cache: force ? "no-cache" : "default" });
+    const response = await fetch(this.url(row.id, lod, smooth), { credentials: "same-origin", cache: force ? "no-cache" : "default" });
     if (response.status === 404) return; // the segment went away meanwhile (merged)
     if (!response.ok) {
       this.app.toast(`Mesh of object ${row.id}: ${response.status} ${response.statusText}`, "error");
@@ -106,6 +116,11 @@ export class ObjectMeshes {
     const { geometry } = parseMesh(await response.arrayBuffer());
     if (this.rows.get(row.id) !== row) return; // removed while loading
     this.setGeometry(row, geometry, lod);
+    row.smooth = smooth;
+    if (smooth !== this.smooth) {
+      row.lod = null; // the smoothing changed while this mesh was on its way
+      this.enqueue(row.id);
+    }
   }
 
   setGeometry(row, geometry, lod) {

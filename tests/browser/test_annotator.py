@@ -276,6 +276,35 @@ def test_selection_links_dojo_and_the_annotator(
     assert page.evaluate("annotator.meshes.selected") == chosen["id"]
 
 
+SHAPE_OF_SELECTED = """() => {
+  const row = annotator.meshes.rows.get(annotator.meshes.selected);
+  const position = row.mesh.geometry.attributes.position;
+  return { smooth: row.smooth, positions: Array.from(position.array.slice(0, 30000)) };
+}"""
+
+
+def test_smoothing_refetches_the_meshes_smoothed(
+    context: BrowserContext, server: LiveServer, errors: PageErrors
+) -> None:
+    session = server.admin_session()
+    objects = session.get(f"{server.base}/annotator/api/{DEMO}/objects", timeout=60).json()[
+        "objects"
+    ]
+    chosen = max(objects, key=lambda o: o["voxels"])
+    page = open_as_admin(context, server, errors, f"?sel={chosen['id']}")
+    page.wait_for_function(f"annotator.meshes.rows.get({chosen['id']}).mesh !== null")
+    raw = page.evaluate(SHAPE_OF_SELECTED)
+    assert raw["smooth"] == 0
+    page.locator("#smoothing").fill("8")
+    page.wait_for_function(f"annotator.meshes.rows.get({chosen['id']}).smooth === 8")
+    smoothed = page.evaluate(SHAPE_OF_SELECTED)
+    before, after = np.array(raw["positions"]), np.array(smoothed["positions"])
+    assert before.shape == after.shape  # the same vertices, moved
+    # Flat stretches stay put under Taubin smoothing; corners and staircases move.
+    moved = np.abs(after - before) > 0.5  # nm
+    assert moved.mean() > 0.04 and np.abs(after - before).max() > 2
+
+
 def test_viewers_see_but_cannot_change(
     browser: Browser, server: LiveServer, errors: PageErrors
 ) -> None:
