@@ -252,14 +252,20 @@ def show_a_few_with_the_em_slice(page: Page) -> None:
     page.get_by_role("button", name="Fit").click()
 
 
-def test_selection_links_dojo_and_the_annotator(
-    context: BrowserContext, server: LiveServer, errors: PageErrors
-) -> None:
+def largest_object(server: LiveServer) -> dict[str, Any]:
+    """The object table's row of the demo's largest object."""
     session = server.admin_session()
     objects = session.get(f"{server.base}/annotator/api/{DEMO}/objects", timeout=60).json()[
         "objects"
     ]
-    chosen = max(objects, key=lambda o: o["voxels"])
+    largest: dict[str, Any] = max(objects, key=lambda o: o["voxels"])
+    return largest
+
+
+def test_selection_links_dojo_and_the_annotator(
+    context: BrowserContext, server: LiveServer, errors: PageErrors
+) -> None:
+    chosen = largest_object(server)
     page = open_as_admin(context, server, errors, f"?sel={chosen['id']}")
     expect(page.locator("#selected-id")).to_have_text(f"#{chosen['id']}")
     href = page.locator("#sel-dojo").get_attribute("href") or ""
@@ -286,11 +292,7 @@ SHAPE_OF_SELECTED = """() => {
 def test_smoothing_refetches_the_meshes_smoothed(
     context: BrowserContext, server: LiveServer, errors: PageErrors
 ) -> None:
-    session = server.admin_session()
-    objects = session.get(f"{server.base}/annotator/api/{DEMO}/objects", timeout=60).json()[
-        "objects"
-    ]
-    chosen = max(objects, key=lambda o: o["voxels"])
+    chosen = largest_object(server)
     page = open_as_admin(context, server, errors, f"?sel={chosen['id']}")
     page.wait_for_function(f"annotator.meshes.rows.get({chosen['id']}).mesh !== null")
     raw = page.evaluate(SHAPE_OF_SELECTED)
