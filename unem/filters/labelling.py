@@ -234,8 +234,8 @@ class SliceObjects:
 
 
 def slice_objects(labels: np.ndarray) -> SliceObjects:
-    # a slice holds few ids: hashing them and a binary search per voxel is 10x quicker
-    # than the argsort of np.unique(..., return_inverse=True)
+    # A slice holds few ids: a binary search of each voxel in the sorted ids is ~10x
+    # quicker than the full argsort behind np.unique(..., return_inverse=True).
     ids = np.unique(labels)
     index = np.searchsorted(ids, labels)
     return SliceObjects(labels, ids, index, np.bincount(index.ravel(), minlength=len(ids)))
