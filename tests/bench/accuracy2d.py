@@ -55,6 +55,7 @@ GERHARD = DATA / "drosophila_vnc_gerhard2013_stack1"
 THRESHOLDS = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 SEED_THRESHOLDS = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3)  # watershed seeds: prob below this
 MIN_SEED = 10  # px: smaller seed components are noise, not cells
+AUGMENTATIONS = ("none", "dihedral")  # test-time augmentation: every one is scored
 
 
 def log(message: str) -> None:
@@ -181,13 +182,21 @@ def train(
     return options, result, curve, budget
 
 
-OVERRIDES = ("loss", "patch_size", "batch_size", "learning_rate")
+OVERRIDES = ("loss", "patch_size", "batch_size", "learning_rate", "downsample")
 
 
-def predict(ws: Workspace, dataset: Dataset, model: str, slices: Sequence[int]) -> np.ndarray:
+def predict(
+    ws: Workspace, dataset: Dataset, model: str, slices: Sequence[int], augmentation: str
+) -> np.ndarray:
     """Class-1 probability (z, y, x) float32 of `slices` (other slices are zeros)."""
     chosen = ",".join(str(z) for z in slices)
-    options = InferOptions(model=model, dataset=dataset.id, slices=chosen, output="prediction")
+    options = InferOptions(
+        model=model,
+        dataset=dataset.id,
+        slices=chosen,
+        output=f"prediction-{augmentation}",
+        test_time_augmentation=augmentation,  # type: ignore[arg-type]
+    )
     layer = infer_layer(ws, options, discover_models().get("unet"))
     return np.asarray(open_level(layer.path, "0")).astype(np.float32) / 255
 
@@ -303,14 +312,21 @@ def run_task(
     trained_slices = list(range(int(task.train_slices.split("-")[1]) + 1))
     split = split_by_slice(trained_slices, options.validation_fraction, options.seed)
     validation = [trained_slices[i] for i in split.validation]
-    started = time.monotonic()
-    probs = predict(ws, dataset, task.name, [*validation, *task.eval_slices])
-    predict_seconds = time.monotonic() - started
-    if keep is not None:  # to post-process again without training again
-        keep.parent.mkdir(parents=True, exist_ok=True)
-        predicted = [*validation, *task.eval_slices]
-        np.savez_compressed(keep, slices=predicted, probabilities=probs[predicted])
     score = isbi_scores if task.name == "isbi" else mito_scores
+    predicted = [*validation, *task.eval_slices]
+    seconds, scores = {}, {}
+    for augmentation in AUGMENTATIONS:
+        started = time.monotonic()
+        probs = predict(ws, dataset, task.name, predicted, augmentation)
+        seconds[augmentation] = round(time.monotonic() - started, 1)
+        scores[augmentation] = score(probs, labels, validation, task.eval_slices)
+        if keep is not None:  # to post-process again without training again
+            keep.parent.mkdir(parents=True, exist_ok=True)
+            np.savez_compressed(
+                keep.with_suffix(f".{augmentation}.npz"),
+                slices=predicted,
+                probabilities=probs[predicted],
+            )
     return {
         "task": task.name,
         "minutes": args.minutes,
@@ -319,35 +335,43 @@ def run_task(
         "trainer_result": result,
         "validation_slices": validation,
         "evaluation_slices": task.eval_slices,
-        "predict_seconds": round(predict_seconds, 1),
+        "predict_seconds": seconds,
         "curve": curve.points,
-        "scores": score(probs, labels, validation, task.eval_slices),
+        "scores": scores,
     }
 
 
 def summary_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
-    s = report["scores"]
     rows = [("steps trained", str(report["steps"]))]
     rows.append(("validation slices", str(report["validation_slices"])))
-    if report["task"] == "isbi":
-        for family in ("components", "watershed"):
-            f = s[family]
-            rows.append(
-                (
-                    f"Rand F {family} ({f['chosen_on_validation']}, chosen on validation)",
-                    f"{f['rand_f']:.4f}",
-                )
-            )
-            rows.append((f"Rand F {family} oracle ({f['oracle']})", f"{f['oracle_rand_f']:.4f}"))
-        rows.append(("Rand F components@0.5", f"{s['components']['rand_f_at_0.5']:.4f}"))
-        rows.append(("pixel error @0.5", f"{s['pixel_error_at_0.5']:.4f}"))
-    else:
-        chosen = f"@{s['chosen_threshold']:g} (threshold chosen on validation)"
-        rows.append((f"Jaccard / Dice {chosen}", f"{s['jaccard']:.4f} / {s['dice']:.4f}"))
-        at_half = s["at_0.5"]
-        rows.append(("Jaccard / Dice @0.5", f"{at_half['jaccard']:.4f} / {at_half['dice']:.4f}"))
-        rows.append((f"Jaccard oracle @{s['oracle_threshold']:g}", f"{s['oracle_jaccard']:.4f}"))
+    for augmentation, scores in report["scores"].items():
+        seconds = report["predict_seconds"][augmentation]
+        rows.append((f"predict, test-time augmentation {augmentation}", f"{seconds:g} s"))
+        score_rows = isbi_rows if report["task"] == "isbi" else mito_rows
+        rows += [(f"{name} [tta {augmentation}]", value) for name, value in score_rows(scores)]
     return rows
+
+
+def isbi_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
+    rows = []
+    for family in ("components", "watershed"):
+        f = s[family]
+        chosen = f"Rand F {family} ({f['chosen_on_validation']}, chosen on validation)"
+        rows.append((chosen, f"{f['rand_f']:.4f}"))
+        rows.append((f"Rand F {family} oracle ({f['oracle']})", f"{f['oracle_rand_f']:.4f}"))
+    rows.append(("Rand F components@0.5", f"{s['components']['rand_f_at_0.5']:.4f}"))
+    rows.append(("pixel error @0.5", f"{s['pixel_error_at_0.5']:.4f}"))
+    return rows
+
+
+def mito_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
+    chosen = f"@{s['chosen_threshold']:g} (threshold chosen on validation)"
+    at_half = s["at_0.5"]
+    return [
+        (f"Jaccard / Dice {chosen}", f"{s['jaccard']:.4f} / {s['dice']:.4f}"),
+        ("Jaccard / Dice @0.5", f"{at_half['jaccard']:.4f} / {at_half['dice']:.4f}"),
+        (f"Jaccard oracle @{s['oracle_threshold']:g}", f"{s['oracle_jaccard']:.4f}"),
+    ]
 
 
 def curve_table(points: Sequence[dict[str, float]]) -> str:
@@ -385,6 +409,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--patch-size", type=int, help="default 256")
     parser.add_argument("--batch-size", type=int, help="default 4")
     parser.add_argument("--learning-rate", type=float, help="default 1e-3")
+    parser.add_argument("--downsample", type=int, help="train at 1/N resolution (default 1)")
     return parser.parse_args(argv)
 
 

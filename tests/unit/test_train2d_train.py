@@ -7,16 +7,25 @@ from __future__ import annotations
 import json
 import zipfile
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import keras
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from unem.errors import BadInput
 from unem.models.spec import ModelSpec
 from unem.plugins import discover_models
-from unem.train2d.infer import LoadedModel, infer_layer, plan_axis, plan_tiling, predict_tiled
+from unem.train2d.infer import (
+    LoadedModel,
+    infer_layer,
+    plan_axis,
+    plan_tiling,
+    predict_slice,
+    predict_tiled,
+)
 from unem.train2d.options import AugmentOptions, InferOptions, TrainOptions
 from unem.train2d.train import TrainRun, train_model
 from unem.train2d.trained import get_trained_model, import_model_file, list_trained_models
@@ -235,6 +244,37 @@ def test_small_and_odd_images_are_padded_and_cropped_back() -> None:
     assert out.shape == (13, 21, 2)
 
 
+class ColumnCounter:
+    """A stand-in model whose output depends on position: pixel x gets x + 1."""
+
+    trained = SimpleNamespace(size_multiple=1, downsample=1)
+
+    def logits(self, images: np.ndarray) -> np.ndarray:
+        counted: np.ndarray = np.cumsum(np.ones_like(images[..., :1]), axis=2)
+        return counted
+
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        return logits
+
+
+@pytest.mark.parametrize(
+    ("augmentation", "expected"),
+    [
+        ("none", np.arange(1, 31, dtype=np.float32)[None, :]),  # x + 1
+        ("flips", 31 / 2),  # (x + 1 + (30 - x)) / 2 everywhere
+        ("dihedral", (31 / 2 + 21 / 2) / 2),  # transposed copies count rows (20) instead
+    ],
+)
+def test_test_time_augmentation_averages_the_mirrored_predictions(
+    augmentation: str, expected: Any
+) -> None:
+    image = np.zeros((20, 30, 1), dtype=np.float32)
+    options = InferOptions(model="m", dataset="d", test_time_augmentation=augmentation)  # type: ignore[arg-type]
+    probs = predict_slice(cast(LoadedModel, ColumnCounter()), image, options)
+    assert probs.shape == (20, 30, 1)
+    assert np.allclose(probs[..., 0], np.broadcast_to(expected, (20, 30)))
+
+
 @pytest.fixture
 def trained(workspace: Workspace, dataset: Dataset, unet: ModelSpec, tmp_path: Path) -> str:
     changes = {"steps": 60, "validate_every": 20, "learning_rate": 3e-3}
@@ -264,6 +304,39 @@ def test_inference_of_chosen_slices_only(
     chosen = InferOptions(model=trained, dataset=dataset.id, slices="1-2", output="some")
     prediction = np.asarray(open_level(infer_layer(workspace, chosen, unet).path, "0"))
     assert prediction[[0, 3, 4, 5]].max() == 0 and prediction[1:3].max() > 0
+
+
+def test_a_model_trained_at_half_resolution_predicts_at_full_resolution(
+    workspace: Workspace, dataset: Dataset, unet: ModelSpec, tmp_path: Path
+) -> None:
+    changes = {"steps": 60, "validate_every": 20, "learning_rate": 3e-3, "downsample": 2}
+    run = Recorder().run(tmp_path / "job", name="half-net")
+    train_model(workspace, unet, options(dataset, **changes), run)
+    assert get_trained_model(workspace, "half-net").downsample == 2
+    chosen = InferOptions(model="half-net", dataset=dataset.id, output="half", tile_size=32)
+    prediction = np.asarray(open_level(infer_layer(workspace, chosen, unet).path, "0"))
+    labels = np.asarray(open_level(dataset.layer("groundtruth").path, "0"))
+    assert prediction.shape == labels.shape  # 80 px slices, predicted as 40 px ones
+    # The 10 px squares are 5 px wide to the model: their edges blur, their cores must not.
+    cores = ndimage.binary_erosion(labels == 1, np.ones((1, 5, 5), bool))
+    # (60 steps reach a gap of about 64/255; a misplaced enlargement none.)
+    assert prediction[cores].mean() > prediction[labels == 0].mean() + 40
+
+
+def test_inference_with_test_time_augmentation_finds_the_blobs(
+    workspace: Workspace, dataset: Dataset, unet: ModelSpec, trained: str
+) -> None:
+    plain = InferOptions(model=trained, dataset=dataset.id, slices="1", output="plain")
+    mirrored = plain.model_copy(update={"test_time_augmentation": "dihedral", "output": "tta"})
+    labels = np.asarray(open_level(dataset.layer("groundtruth").path, "0"))[1]
+    found = {}
+    for chosen in (plain, mirrored):
+        layer = infer_layer(workspace, chosen, unet)
+        found[chosen.output] = np.asarray(open_level(layer.path, "0"))[1]
+    tta = found["tta"].astype(int)
+    assert tta[labels == 1].mean() > tta[labels == 0].mean() + 60
+    # An average of 8 copies, the plain prediction among them: close to it, not equal.
+    assert 0 < np.abs(tta - found["plain"]).mean() < 30
 
 
 def test_an_imported_keras_file_predicts_without_its_description(

@@ -22,6 +22,7 @@ from unem.proofread.edits import EDIT_LAYER
 from unem.proofread.mapping import non_identity_mapping
 from unem.train2d.augment import augment as augment_patch
 from unem.train2d.options import IGNORE, AugmentOptions, TargetMode, TrainOptions
+from unem.train2d.resolution import shrink_images, shrink_labels
 from unem.volumes.datasets import Dataset, Layer, get_dataset
 from unem.volumes.export import relabelled
 from unem.volumes.store import LABEL_KINDS, open_level
@@ -195,6 +196,8 @@ def load_training_data(ws: Workspace, options: TrainOptions) -> TrainingData:
     slices, targets, dropped = drop_unlabelled(slices, targets)
     rows, order = channel_layout(slices, dataset.shape[0], options.channels)
     planes, scale = read_images(image_layer, order)
+    planes = shrink_images(planes, options.downsample)
+    targets = shrink_labels(targets, options.downsample)
     notes += dropped + class_notes(targets, options.n_classes)
     return TrainingData(
         planes, targets, slices, rows, scale, options.n_classes, dataset.shape[0], notes

@@ -28,6 +28,7 @@ from unem.progress import Progress, no_progress
 from unem.train2d.data import parse_slices
 from unem.train2d.losses import probabilities
 from unem.train2d.options import InferOptions
+from unem.train2d.resolution import enlarge_probabilities, shrink_images
 from unem.train2d.trained import TrainedModel, get_trained_model
 from unem.volumes.datasets import Layer, get_dataset
 from unem.volumes.layers import add_layer, check_new_layer
@@ -243,6 +244,71 @@ def image_scale(trained: TrainedModel, layer: Layer) -> float:
     return {"uint16": 65535.0, "float32": 1.0}.get(layer.dtype, 255.0)
 
 
+@dataclass(frozen=True)
+class Mirror:
+    """One symmetry of the square grid: an optional transpose, then optional flips."""
+
+    transpose: bool
+    flip_rows: bool
+    flip_cols: bool
+
+    def apply(self, image: np.ndarray) -> np.ndarray:
+        """(h, w, c) → the mirrored image, contiguous (the model wants a plain array)."""
+        turned = image.swapaxes(0, 1) if self.transpose else image
+        return np.ascontiguousarray(self._flip(turned))
+
+    def undo(self, image: np.ndarray) -> np.ndarray:
+        """A prediction of the mirrored image → its place on the original grid."""
+        flipped = self._flip(image)
+        return flipped.swapaxes(0, 1) if self.transpose else flipped
+
+    def _flip(self, image: np.ndarray) -> np.ndarray:
+        if self.flip_rows:
+            image = image[::-1]
+        return image[:, ::-1] if self.flip_cols else image
+
+
+def mirrors(augmentation: str) -> list[Mirror]:
+    """The copies a slice is predicted as: itself only, 4 flips, or all 8 dihedral ones."""
+    transposes = (False, True) if augmentation == "dihedral" else (False,)
+    flips = (False,) if augmentation == "none" else (False, True)
+    return [Mirror(t, r, c) for t in transposes for r in flips for c in flips]
+
+
+def predict_slice(loaded: LoadedModel, image: np.ndarray, options: InferOptions) -> np.ndarray:
+    """Class probabilities (h, w, k) of one slice (h, w, c), averaged over its mirrors.
+
+    Probabilities, not logits, are averaged: one confident copy must not outvote the rest.
+    A model trained on shrunk images predicts a shrunk copy, enlarged back.
+    """
+    factor = loaded.trained.downsample
+    if factor > 1:
+        height, width = image.shape[:2]
+        shrunk = shrink_images(np.moveaxis(image, -1, 0), factor)
+        probs = _predict_mirrors(loaded, np.moveaxis(shrunk, 0, -1), options)
+        return enlarge_probabilities(probs, factor, height, width)
+    return _predict_mirrors(loaded, image, options)
+
+
+def _predict_mirrors(loaded: LoadedModel, image: np.ndarray, options: InferOptions) -> np.ndarray:
+    chosen = mirrors(options.test_time_augmentation)
+    total: np.ndarray | None = None
+    for mirror in chosen:
+        logits = predict_tiled(
+            loaded.logits,
+            mirror.apply(image),
+            options.tile_size,
+            options.overlap,
+            options.batch_size,
+            loaded.trained.size_multiple,
+        )
+        probs = mirror.undo(loaded.probabilities(logits))
+        total = probs.astype(np.float32) if total is None else total + probs
+    assert total is not None
+    mean: np.ndarray = total / len(chosen)
+    return mean
+
+
 def predicted_slices(
     loaded: LoadedModel, source: Any, scale: float, options: InferOptions, wanted: Sequence[int]
 ) -> Iterator[np.ndarray]:
@@ -254,16 +320,7 @@ def predicted_slices(
         if z not in chosen:
             yield np.zeros((height, width), dtype=np.uint8)
             continue
-        image = slice_input(source, z, loaded.channels, scale)
-        logits = predict_tiled(
-            loaded.logits,
-            image,
-            options.tile_size,
-            options.overlap,
-            options.batch_size,
-            loaded.trained.size_multiple,
-        )
-        probs = loaded.probabilities(logits)
+        probs = predict_slice(loaded, slice_input(source, z, loaded.channels, scale), options)
         yield np.rint(np.clip(probs[..., options.output_class], 0, 1) * 255).astype(np.uint8)
 
 

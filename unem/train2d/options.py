@@ -83,6 +83,14 @@ class TrainOptions(BaseModel):
     channels: Literal[1, 3] = Field(
         1, description="Input channels: 1 = the slice; 3 = the slice and its two neighbours."
     )
+    downsample: int = Field(
+        1,
+        ge=1,
+        le=8,
+        description="Train (and later predict) at 1/N of the images' resolution, averaging "
+        "N × N pixels: N times the context and N² times less work per area, for structures "
+        "much larger than a pixel (mitochondria, nuclei). 1: full resolution.",
+    )
     loss: LossName = Field("softmax_cross_entropy", description="Loss function.")
     class_weights: list[float] = Field(
         default_factory=list,
@@ -138,5 +146,11 @@ class InferOptions(BaseModel):
         0.125, ge=0, lt=0.5, description="Overlap of neighbouring tiles, as a share of a tile."
     )
     batch_size: int = Field(1, ge=1, le=64, description="Tiles predicted at once.")
+    test_time_augmentation: Literal["none", "flips", "dihedral"] = Field(
+        "none",
+        description="Average the prediction over mirrored copies of each slice: flips (4 "
+        "copies) or dihedral (8: flips, rotations and transposes). Smoother, usually more "
+        "accurate, and 4× or 8× slower.",
+    )
     slices: str = Field("", description="Slices to predict, e.g. 0-9 (empty: every slice).")
     overwrite: bool = Field(False, description="Replace a layer of that name if there is one.")

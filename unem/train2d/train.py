@@ -217,6 +217,7 @@ def _model_info(
         "activation": LOSSES[options.loss].activation,
         "size_multiple": spec.size_multiple(model_options),
         "patch_size": options.patch_size,
+        "downsample": options.downsample,
         "steps": min(steps_done, options.steps),
         "validation": validation,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),

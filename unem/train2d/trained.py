@@ -50,6 +50,11 @@ class TrainedModel:
     def size_multiple(self) -> int:
         return int(self.info.get("size_multiple", 1))
 
+    @property
+    def downsample(self) -> int:
+        """The model sees images at 1/downsample of their resolution (see resolution.py)."""
+        return int(self.info.get("downsample", 1))
+
     def downloadable_files(self) -> dict[str, Path]:
         """The files one may download: regular files directly in the model's folder (the
         model, its exports), never a folder, nor a link leading out of it."""
