@@ -273,9 +273,13 @@ def isbi_scores(
 
 
 def overlap_scores(predicted: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    """Jaccard and Dice of two boolean masks (pooled over every pixel given)."""
+    """Jaccard and Dice of two boolean masks (pooled over every pixel given), and the mean
+    Jaccard of both classes (foreground and background: pyTC's "IoU" beside its
+    "foreground IoU"; some mitochondria papers report this one as the Jaccard index)."""
     scores = mask_scores(predicted, truth)
-    return {"jaccard": scores.jaccard, "dice": scores.dice}
+    background = mask_scores(~predicted, ~truth)
+    mean = (scores.jaccard + background.jaccard) / 2
+    return {"jaccard": scores.jaccard, "dice": scores.dice, "mean_jaccard": mean}
 
 
 def mito_scores(
@@ -369,6 +373,7 @@ def mito_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
     at_half = s["at_0.5"]
     return [
         (f"Jaccard / Dice {chosen}", f"{s['jaccard']:.4f} / {s['dice']:.4f}"),
+        (f"mean Jaccard of both classes {chosen}", f"{s['mean_jaccard']:.4f}"),
         ("Jaccard / Dice @0.5", f"{at_half['jaccard']:.4f} / {at_half['dice']:.4f}"),
         (f"Jaccard oracle @{s['oracle_threshold']:g}", f"{s['oracle_jaccard']:.4f}"),
     ]

@@ -20,6 +20,11 @@ bounded time.
   unsegmented voxels form one segment), with the share of foreground the segmentation
   covers; the same for `oversegmentation.tif` as the baseline.
 
+`--workspace DIR` keeps the workspace: a later run with the same folder reuses its trained
+model (no preparation, no training) and only segments and scores again. `--variant
+NAME:KEY=VALUE,...` (repeatable) also segments with those `ffn-infer` options changed, each
+into a layer of its own, and scores every variant beside the defaults.
+
 Not part of `python -m tests.bench`: a run takes `--minutes` plus preparation and inference
 (on 2 busy CPU cores, 10–25 minutes for the 2.5 M voxels).
 """
@@ -45,7 +50,7 @@ from unem.ffn.options import FFNPrepOptions, FFNTrainOptions
 from unem.ffn.prep import prepare
 from unem.ffn.train import TrainRun, latest_checkpoint, train_ffn
 from unem.metrics import rand_scores, variation_of_information
-from unem.volumes.datasets import get_dataset, import_dataset
+from unem.volumes.datasets import get_dataset, import_dataset, list_datasets
 from unem.volumes.sources import array_source
 from unem.volumes.store import open_level
 from unem.workspace import Workspace
@@ -155,6 +160,35 @@ def table(found: dict[str, dict[str, float]]) -> str:
 def run(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
     ws = Workspace(scratch / "ws")
     image, bodies, supervoxels = load_medulla()
+    reused = (ws.root / "models" / MODEL / "model.json").exists()
+    if reused:
+        dataset = next(d.id for d in list_datasets(ws) if d.name == "medulla")
+        trained: dict[str, Any] = {"reused_model": str(ws.root / "models" / MODEL)}
+        log(f"reusing the trained model in {ws.root}")
+    else:
+        dataset, trained = prepare_and_train(ws, image, bodies, args, scratch)
+    truth = bodies[TEST_Z[0] : TEST_Z[1]]
+    found, inference = {}, {}
+    for name, changes in [("defaults", {}), *args.variant]:
+        segmentation, inference[name] = segment(ws, dataset, name, changes, scratch)
+        label = f"FFN {args.preset}, {name}" + (f" ({format_changes(changes)})" if changes else "")
+        found[label] = scores(segmentation, truth)
+        log(f"  {label}: {json.dumps(found[label])}")
+    found["oversegmentation.tif (watershed)"] = scores(supervoxels[TEST_Z[0] : TEST_Z[1]], truth)
+    return {
+        "preset": args.preset,
+        "minutes": args.minutes,
+        "min_size": args.min_size,
+        **trained,
+        "inference": inference,
+        "scores": found,
+    }
+
+
+def prepare_and_train(
+    ws: Workspace, image: np.ndarray, bodies: np.ndarray, args: argparse.Namespace, scratch: Path
+) -> tuple[str, dict[str, Any]]:
+    """The dataset, prepared on z 0–119 and trained on for the time budget."""
     sources = {"image": array_source(image), "groundtruth": array_source(bodies)}
     dataset = import_dataset(ws, "medulla", sources, (10.0, 10.0, 10.0)).id
     started = time.monotonic()
@@ -184,15 +218,29 @@ def run(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
     )
     log(f"training {args.preset} for {args.minutes} min")
     clock, steps = train_for(ws, options, scratch / "train-job", args.minutes)
-    train_seconds = time.monotonic() - clock.started
+    trained = {
+        "prep_seconds": round(prep_seconds, 1),
+        "train_seconds": round(time.monotonic() - clock.started, 1),
+        "train_steps": steps,
+        "curve": clock.curve,
+    }
+    return dataset, trained
+
+
+def segment(
+    ws: Workspace, dataset: str, name: str, changes: dict[str, Any], scratch: Path
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Segment z 120–159 into the layer `ffn-<name>` (replaced if there is one)."""
     infer_options = FFNInferJobOptions(
         model=MODEL,
         dataset=dataset,
         box=f"{TEST_Z[0]}:{TEST_Z[1]},:,:",
-        output="ffn",
+        output=f"ffn-{name}",
         probabilities=False,
+        overwrite=True,
+        **changes,
     )
-    log("segmenting z 120-159")
+    log(f"segmenting z 120-159: {name}")
     started = time.monotonic()
     reported = [0.0]
 
@@ -201,28 +249,30 @@ def run(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
             reported[0] = time.monotonic()
             log(f"  {step}/{total} seeds: {message}")
 
-    run_infer = JobRun(checkpoint_dir=scratch / "infer-job", report=report, log=log)
+    run_infer = JobRun(checkpoint_dir=scratch / f"infer-{name}", report=report, log=log)
     inferred = infer_dataset(ws, infer_options, run_infer)
-    infer_seconds = time.monotonic() - started
-    layer = get_dataset(ws, dataset).layer("ffn")
+    summary = {k: v for k, v in inferred.items() if k != "passes"}
+    summary["wall_seconds"] = round(time.monotonic() - started, 1)
+    layer = get_dataset(ws, dataset).layer(f"ffn-{name}")
     segmentation = np.asarray(open_level(layer.path, layer.levels[0].path)[TEST_Z[0] : TEST_Z[1]])
-    truth = bodies[TEST_Z[0] : TEST_Z[1]]
-    found = {
-        f"FFN {args.preset}, {args.minutes:g} min": scores(segmentation, truth),
-        "oversegmentation.tif (watershed)": scores(supervoxels[TEST_Z[0] : TEST_Z[1]], truth),
-    }
-    return {
-        "preset": args.preset,
-        "minutes": args.minutes,
-        "min_size": args.min_size,
-        "prep_seconds": round(prep_seconds, 1),
-        "train_seconds": round(train_seconds, 1),
-        "train_steps": steps,
-        "infer_seconds": round(infer_seconds, 1),
-        "inference": {k: v for k, v in inferred.items() if k != "passes"},
-        "scores": found,
-        "curve": clock.curve,
-    }
+    return segmentation, summary
+
+
+def format_changes(changes: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in changes.items())
+
+
+def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
+    """`NAME:KEY=VALUE,...` → (NAME, {KEY: VALUE}); values are JSON where they parse."""
+    name, _, assignments = text.partition(":")
+    changes: dict[str, Any] = {}
+    for assignment in filter(None, assignments.split(",")):
+        key, _, value = assignment.partition("=")
+        try:
+            changes[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            changes[key.strip()] = value.strip()
+    return name.strip(), changes
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -238,16 +288,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-size", type=int, default=1000, help="prep: smallest object (voxels)")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results here")
     parser.add_argument("--scratch", type=Path, metavar="DIR", help="where the workspace goes")
-    args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="unem-ffn-accuracy-", dir=args.scratch) as scratch:
-        results = run(args, Path(scratch))
-    print(table(results["scores"]))
-    print(
-        f"\n{results['preset']}: {results['train_steps']} steps in "
-        f"{results['train_seconds']:.0f} s of training; inference {results['infer_seconds']:.0f} s "
-        f"({results['inference'].get('voxels_per_second')} voxels/s, model share "
-        f"{results['inference'].get('model_share')})"
+    parser.add_argument(
+        "--workspace", type=Path, metavar="DIR", help="keep the workspace here (and reuse it)"
     )
+    parser.add_argument(
+        "--variant",
+        type=parse_variant,
+        action="append",
+        default=[],
+        metavar="NAME:KEY=VALUE,...",
+        help="also segment with these ffn-infer options changed (repeatable)",
+    )
+    args = parser.parse_args(argv)
+    if args.workspace is not None:
+        args.workspace.mkdir(parents=True, exist_ok=True)
+        results = run(args, args.workspace)
+    else:
+        with tempfile.TemporaryDirectory(prefix="unem-ffn-accuracy-", dir=args.scratch) as tmp:
+            results = run(args, Path(tmp))
+    print(table(results["scores"]))
+    if "train_steps" in results:
+        print(
+            f"\n{results['preset']}: {results['train_steps']} steps in "
+            f"{results['train_seconds']:.0f} s of training"
+        )
+    for name, inferred in results["inference"].items():
+        print(
+            f"inference {name}: {inferred['wall_seconds']:.0f} s "
+            f"({inferred.get('voxels_per_second')} voxels/s, model share "
+            f"{inferred.get('model_share')})"
+        )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=float))
     return 0
