@@ -12,8 +12,12 @@
   chosen on the validation slices; the best on the evaluation slices is shown too, marked
   as an oracle.
 - mito: Gerhard et al. 2013 stack 1 mitochondria (sections 00-09 here; 10-19 withheld).
-  Trains on 00-07, evaluates 08-09: Jaccard and Dice of the thresholded probability
-  (threshold chosen on the validation section(s) held out from 00-07; 0.5 shown too).
+  Trains on 00-07 at half resolution (`downsample` 2), evaluates 08-09 at full
+  resolution: Jaccard and Dice of the thresholded probability (threshold chosen on the
+  validation section(s) held out from 00-07; 0.5 shown too), and the mean Jaccard of
+  both classes.
+
+Each task's model predicts twice: as it is and with dihedral test-time augmentation.
 
 Training stops by time (a Keras callback sets `stop_training`); the curve is every
 validation the trainer reports (step, seconds, loss and validation scores).
@@ -112,7 +116,11 @@ TASKS = {
         [8, 9],
         # Dice, not cross-entropy: mitochondria are ~5 % of the pixels. After 20 min each,
         # validation IoU (section 2, held out from 00-07) was 0.735 with Dice, 0.648 with CE.
-        {"loss": "dice", "augment": AUGMENT},
+        # At half resolution: mitochondria are 100-200 px wide, more than the U-Net's
+        # receptive field at full resolution. 20 quiet CPU min each, dihedral test-time
+        # augmentation: Jaccard 0.839 at half resolution, 0.811 at full (0.802 / 0.816
+        # without the augmentation).
+        {"loss": "dice", "augment": AUGMENT, "downsample": 2},
     ),
 }
 
@@ -414,7 +422,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--patch-size", type=int, help="default 256")
     parser.add_argument("--batch-size", type=int, help="default 4")
     parser.add_argument("--learning-rate", type=float, help="default 1e-3")
-    parser.add_argument("--downsample", type=int, help="train at 1/N resolution (default 1)")
+    parser.add_argument("--downsample", type=int, help="train at 1/N resolution (task's default)")
     return parser.parse_args(argv)
 
 
