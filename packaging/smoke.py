@@ -10,7 +10,8 @@ removed from its environment, on a free port and a fresh workspace. Before it st
 plugin file is dropped into `<workspace>/plugins/`; the test then checks `/api/models` lists
 that model, imports a small stack, trains the plugin's model with a tiny `train2d` job (a
 frozen worker process) to completion, reads the run back through TensorBoard (a second
-frozen child), and stops the server with Ctrl-C. It prints the bundle's size and its
+frozen child), predicts the stack with it (`infer2d`), exports it as ONNX (`export2d`),
+and stops the server with Ctrl-C. It prints the bundle's size and its
 start-up time next to `python main.py`'s, measured the same way in the same run (launch to
 the first answer of `/api/health`): cold (each side's files evicted from the page cache
 first), then warm. Any failure, or a cold start more than twice as slow, exits non-zero.
@@ -330,22 +331,52 @@ def import_stack(client: Client, workspace: Path) -> str:
 
 
 def train(client: Client, dataset: str) -> dict[str, Any]:
-    """A tiny 2D training of the plugin's model, in a frozen worker; the finished job."""
+    """A tiny 2D training of the plugin's model at half resolution, in a frozen worker;
+    the finished job."""
     options = {
         "dataset": dataset, "label_layer": "groundtruth", "target": "binary",
         "model": PLUGIN_MODEL, "patch_size": 32, "batch_size": 2, "steps": 6,
         "validate_every": 3, "validation_fraction": 0.25, "output": "smoke-model",
+        "downsample": 2,
     }  # fmt: skip
-    job = client.call("POST", "/api/jobs", {"kind": "train2d", "options": options})
+    job = run_job(client, "train2d", options)
+    if (job.get("result") or {}).get("steps") != options["steps"]:
+        raise SmokeFailure(f"train2d ran {job.get('result')}, not {options['steps']} steps")
+    return job
+
+
+def run_job(client: Client, kind: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Submit a job and wait for it to end; the finished job (SmokeFailure unless done)."""
+    job = client.call("POST", "/api/jobs", {"kind": kind, "options": options})
     path = f"/api/jobs/{job['id']}"
-    job = client.wait(
-        path, lambda j: j["state"] not in ("queued", "running"), "train2d", JOB_TIMEOUT
-    )
-    if job["state"] != "done" or (job.get("result") or {}).get("steps") != options["steps"]:
+    job = client.wait(path, lambda j: j["state"] not in ("queued", "running"), kind, JOB_TIMEOUT)
+    if job["state"] != "done":
         raise SmokeFailure(
-            f"train2d ended {job['state']}: {job.get('error')}\n{job.get('log_tail')}"
+            f"{kind} ended {job['state']}: {job.get('error')}\n{job.get('log_tail')}"
         )
     return dict(job)
+
+
+def predict(client: Client, dataset: str) -> None:
+    """The trained model predicts the stack (mirrored copies averaged) into a new layer."""
+    options = {
+        "model": "smoke-model", "dataset": dataset, "output": "smoke-prediction",
+        "test_time_augmentation": "flips", "tile_size": 32,
+    }  # fmt: skip
+    run_job(client, "infer2d", options)
+    names = [layer["name"] for layer in client.call("GET", f"/api/datasets/{dataset}")["layers"]]
+    if "smoke-prediction" not in names:
+        raise SmokeFailure(f"infer2d wrote no layer smoke-prediction: {names}")
+
+
+def export_onnx(client: Client) -> None:
+    """The trained model exported as ONNX (tf2onnx inside the frozen worker)."""
+    run_job(client, "export2d", {"model": "smoke-model", "format": "onnx"})
+    models = client.call("GET", "/api/trained-models")["models"]
+    found = next((m for m in models if m["name"] == "smoke-model"), None)
+    files = (found or {}).get("files", [])
+    if not any(str(name).endswith(".onnx") for name in files):
+        raise SmokeFailure(f"export2d left no .onnx file: {files}")
 
 
 def check_tensorboard(client: Client, job_id: int) -> None:
@@ -376,6 +407,10 @@ def exercise(bundle: Path, scratch: Path) -> None:
         step(f"train2d job {job['id']} done in {took:.1f} s: {job['result'].get('steps')} steps")
         check_tensorboard(client, job["id"])
         step("TensorBoard lists the job's run")
+        predict(client, dataset)
+        step("an infer2d job (flips test-time augmentation) wrote a prediction layer")
+        export_onnx(client)
+        step("an export2d job exported the model as ONNX")
     except BaseException:
         stop(server)
         print(server.log(), file=sys.stderr)
