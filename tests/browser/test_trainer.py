@@ -23,7 +23,9 @@ from unem.workspace import Workspace
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 BROKEN_PLUGIN = "raise ImportError('this model needs a package that is not installed')\n"
-TRAINING = {"steps": "30", "patch_size": "32", "batch_size": "2", "validate_every": "5"}
+TRAINING = {
+    "steps": "30", "patch_size": "32", "batch_size": "2", "validate_every": "5", "downsample": "2",
+}  # fmt: skip
 # Every animation frame, note the run's state and the number of points the chart draws,
 # whenever either changes.
 WATCH = """() => {
@@ -163,17 +165,20 @@ def test_train_a_model_watch_its_loss_and_predict_with_it(
     trained = page.locator("#trained-models tbody tr", has_text=f"unet-job{run_id}")
     expect(trained.locator(".files a")).to_contain_text(["model.keras"])
     expect(trained.locator(".scores")).to_contain_text("dice")
+    expect(trained).to_contain_text("30 steps, at 1/2 resolution")
 
     infer = page.locator("#infer-options")
     expect(infer.locator("[name=model]")).to_have_value(f"unet-job{run_id}")
     choose(page, "#infer-options [name=tile_size]", "64")
+    choose(page, "#infer-options [name=test_time_augmentation]", "flips")
     page.get_by_role("button", name="Predict").click()
     status = page.locator("#infer-status")
     expect(status).to_contain_text("Predict cells/image with", timeout=10_000)
     expect(status).to_contain_text("done", timeout=120_000)
     expect(status.get_by_role("link", name="open in Dojo")).to_have_attribute("href", "/dojo/cells")
     layers = page.request.get(f"{server.base}/api/datasets/cells").json()["layers"]
-    assert "prediction" in [layer["name"] for layer in layers]
+    prediction = next(layer for layer in layers if layer["name"] == "prediction")
+    assert prediction["levels"][0]["shape"] == [8, 96, 96]  # trained at 48², predicted at 96²
 
     viewer_context = browser.new_context(viewport=VIEWPORT)
     try:

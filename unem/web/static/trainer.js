@@ -262,7 +262,8 @@ function trainedRow(model) {
     `${file.name} (${formatBytes(file.size)})`));
   const training = model.training || {};
   const data = [training.dataset, training.label_layer].filter(Boolean).join(" / ");
-  const steps = model.steps ? `${model.steps} steps` : "";
+  const resolution = model.downsample > 1 ? `at 1/${model.downsample} resolution` : "";
+  const steps = [model.steps ? `${model.steps} steps` : "", resolution].filter(Boolean).join(", ");
   return element("tr", { dataset: { model: model.name } },
     element("td", {}, element("strong", {}, model.name),
       element("div", { class: "muted" }, formatTime(model.created_at))),
