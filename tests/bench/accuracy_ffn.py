@@ -44,6 +44,7 @@ import numpy as np
 import tifffile
 from PIL import Image
 
+from unem.cli import parse_settings
 from unem.ffn.infer_jobs import FFNInferJobOptions
 from unem.ffn.inference import JobRun, infer_dataset
 from unem.ffn.options import FFNPrepOptions, FFNTrainOptions
@@ -263,16 +264,9 @@ def format_changes(changes: dict[str, Any]) -> str:
 
 
 def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
-    """`NAME:KEY=VALUE,...` → (NAME, {KEY: VALUE}); values are JSON where they parse."""
+    """`NAME:KEY=VALUE,...` → (NAME, {KEY: VALUE}), values read as `main.py --set` reads them."""
     name, _, assignments = text.partition(":")
-    changes: dict[str, Any] = {}
-    for assignment in filter(None, assignments.split(",")):
-        key, _, value = assignment.partition("=")
-        try:
-            changes[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            changes[key.strip()] = value.strip()
-    return name.strip(), changes
+    return name.strip(), parse_settings(list(filter(None, assignments.split(","))))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -303,10 +303,14 @@ def _predict_mirrors(loaded: LoadedModel, image: np.ndarray, options: InferOptio
             loaded.trained.size_multiple,
         )
         probs = mirror.undo(loaded.probabilities(logits))
-        total = probs.astype(np.float32) if total is None else total + probs
+        if total is None:  # a fresh array of this slice's: summed into in place, no copy
+            total = probs.astype(np.float32, copy=False)
+        else:
+            total += probs
     assert total is not None
-    mean: np.ndarray = total / len(chosen)
-    return mean
+    if len(chosen) > 1:
+        total /= len(chosen)
+    return total
 
 
 def predicted_slices(

@@ -19,7 +19,7 @@ def shrink_images(planes: np.ndarray, factor: int) -> np.ndarray:
     row and column of blocks are filled by repeating the edge)."""
     if factor == 1:
         return planes
-    padded = _pad_to_blocks(planes, factor, "edge")
+    padded = _pad_to_blocks(planes, factor)
     *lead, height, width = padded.shape
     blocks = padded.reshape(*lead, height // factor, factor, width // factor, factor)
     shrunk: np.ndarray = blocks.mean(axis=(-3, -1), dtype=np.float32)
@@ -31,7 +31,7 @@ def shrink_labels(targets: np.ndarray, factor: int) -> np.ndarray:
     (a label cannot be averaged; the edge is repeated as in `shrink_images`)."""
     if factor == 1:
         return targets
-    padded = _pad_to_blocks(targets, factor, "edge")
+    padded = _pad_to_blocks(targets, factor)
     picked: np.ndarray = padded[..., factor // 2 :: factor, factor // 2 :: factor]
     return np.ascontiguousarray(picked)
 
@@ -47,12 +47,13 @@ def enlarge_probabilities(probs: np.ndarray, factor: int, height: int, width: in
     return np.asarray(enlarged[:height, :width], dtype=np.float32)
 
 
-def _pad_to_blocks(array: np.ndarray, factor: int, mode: str) -> np.ndarray:
+def _pad_to_blocks(array: np.ndarray, factor: int) -> np.ndarray:
+    """The last two axes repeated at their ends up to multiples of `factor`."""
     height, width = array.shape[-2:]
     pad_y = math.ceil(height / factor) * factor - height
     pad_x = math.ceil(width / factor) * factor - width
     if not (pad_y or pad_x):
         return array
     widths = [(0, 0)] * (array.ndim - 2) + [(0, pad_y), (0, pad_x)]
-    padded: np.ndarray = np.pad(array, widths, mode=mode)  # type: ignore[call-overload]
+    padded: np.ndarray = np.pad(array, widths, mode="edge")
     return padded
